@@ -1,0 +1,44 @@
+# keylane developer commands. Every target installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast check bench services-up services-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+## make run: the main job on the embedded broker
+run: $(STAMP)
+	$(VENV)/bin/keylane demo
+
+## make test: the whole suite, against the embedded broker, a real Pulsar standalone and Redis
+test: $(STAMP)
+	bash scripts/test-all.sh
+
+## make test-fast: the embedded-broker part only (no services needed)
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not pulsar and not redis and not bench"
+
+## make check: lint and strict typing
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## make bench: throughput benchmarks (prints measured numbers)
+bench: $(STAMP)
+	$(VENV)/bin/keylane bench broker
+
+services-up: $(STAMP)
+	$(PY) scripts/services.py up
+
+services-down: $(STAMP)
+	$(PY) scripts/services.py down
+
+clean:
+	rm -rf $(VENV) .services .pytest_cache .mypy_cache .ruff_cache

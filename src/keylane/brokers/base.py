@@ -1,0 +1,476 @@
+"""The broker contract that every keylane backend implements.
+
+Names mirror the official ``pulsar-client`` Python API wherever one exists, so a Pulsar user feels at
+home; the semantics are Apache Pulsar 4.0.x's (see ``docs/backends.md``). Times are seconds as
+``float`` or :class:`~datetime.timedelta`.
+
+Delivery guarantees, per subscription type (the backends are held to them by ``tests/contract``):
+
+* ``EXCLUSIVE``: one consumer; total order per topic partition.
+* ``FAILOVER``: one active consumer per partition; order per partition, with possible duplicates
+  around an active-consumer switch.
+* ``SHARED``: each message to one consumer at a time; no order, no key affinity.
+* ``KEY_SHARED``: each key's messages to one consumer, in order; with the 4.x "draining hashes"
+  rule a key is outstanding (delivered, not acked) at no more than one consumer at a time.
+
+This module imports no backend.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from keylane.errors import InvalidArgumentError
+
+__all__ = [
+    "HASH_RANGE_SIZE",
+    "BatchingType",
+    "Broker",
+    "Consumer",
+    "DeadLetterPolicy",
+    "InitialPosition",
+    "KeySharedMode",
+    "KeySharedPolicy",
+    "Message",
+    "MessageId",
+    "Producer",
+    "SubscriptionType",
+    "Duration",
+    "normalize_topic",
+    "to_seconds",
+]
+
+#: Size of the Key_Shared hash space (slots 0..65535).
+HASH_RANGE_SIZE = 65536
+
+#: A duration in seconds, or a timedelta.
+Duration = float | int | timedelta
+
+
+def to_seconds(value: Duration, name: str) -> float:
+    """Convert a duration argument to seconds, rejecting negative or non-numeric values."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(f"{name} must be seconds (float) or a timedelta, not {value!r}")
+    else:
+        seconds = float(value)
+    if seconds < 0 or seconds != seconds:  # NaN fails the second test
+        raise InvalidArgumentError(f"{name} must not be negative, got {seconds}")
+    return seconds
+
+
+def normalize_topic(topic: str) -> str:
+    """Return Pulsar's fully qualified name of ``topic``.
+
+    ``"t1"`` becomes ``"persistent://public/default/t1"``; ``"tenant/ns/t1"`` becomes
+    ``"persistent://tenant/ns/t1"``; a fully qualified name is returned unchanged.
+
+    Raises:
+        InvalidArgumentError: the name is empty, not a string or malformed.
+    """
+    if not isinstance(topic, str):
+        raise InvalidArgumentError(f"topic must be a string, not {type(topic).__name__}")
+    name = topic.strip()
+    if not name:
+        raise InvalidArgumentError("topic name must not be empty")
+    if "://" in name:
+        scheme, _, rest = name.partition("://")
+        if scheme not in ("persistent", "non-persistent"):
+            raise InvalidArgumentError(f"unknown topic domain {scheme!r} in {topic!r}")
+        parts = rest.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise InvalidArgumentError(f"malformed topic name {topic!r}")
+        return name
+    parts = name.split("/")
+    if len(parts) == 1:
+        return f"persistent://public/default/{name}"
+    if len(parts) == 3 and all(parts):
+        return f"persistent://{name}"
+    raise InvalidArgumentError(f"malformed topic name {topic!r}")
+
+
+class SubscriptionType(enum.Enum):
+    """How a subscription shares messages among its consumers (Pulsar ``ConsumerType``)."""
+
+    EXCLUSIVE = "Exclusive"
+    SHARED = "Shared"
+    FAILOVER = "Failover"
+    KEY_SHARED = "Key_Shared"
+
+
+class InitialPosition(enum.Enum):
+    """Where a new subscription's cursor starts."""
+
+    LATEST = "Latest"
+    EARLIEST = "Earliest"
+
+
+class KeySharedMode(enum.Enum):
+    """How Key_Shared hash slots are assigned to consumers."""
+
+    #: The broker splits the hash space among consumers (consistent hashing by default).
+    AUTO_SPLIT = "AutoSplit"
+    #: Each consumer declares fixed hash ranges.
+    STICKY = "Sticky"
+
+
+class BatchingType(enum.Enum):
+    """How a batching producer groups messages into one entry."""
+
+    #: Any messages share a batch; the batch goes where its first message's key goes.
+    DEFAULT = "Default"
+    #: One batch per key, so Key_Shared never routes a key with another key's batch.
+    KEY_BASED = "KeyBased"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySharedPolicy:
+    """Key_Shared options (Pulsar ``ConsumerKeySharedPolicy``).
+
+    Args:
+        mode: AUTO_SPLIT (the broker assigns slots) or STICKY (``sticky_ranges`` are fixed).
+        allow_out_of_order_delivery: drop the "one consumer per outstanding key" rule during
+            rebalances, trading key order and exclusivity for no draining waits.
+        sticky_ranges: inclusive ``(start, end)`` slot ranges within 0..65535, STICKY only.
+    """
+
+    mode: KeySharedMode = KeySharedMode.AUTO_SPLIT
+    allow_out_of_order_delivery: bool = False
+    sticky_ranges: Sequence[tuple[int, int]] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, KeySharedMode):
+            raise InvalidArgumentError(f"mode must be a KeySharedMode, not {self.mode!r}")
+        ranges = tuple((int(s), int(e)) for s, e in self.sticky_ranges)
+        object.__setattr__(self, "sticky_ranges", ranges)
+        if self.mode is KeySharedMode.STICKY and not ranges:
+            raise InvalidArgumentError("Ranges for KeyShared policy must not be empty.")
+        if self.mode is KeySharedMode.AUTO_SPLIT and ranges:
+            raise InvalidArgumentError("sticky_ranges are only allowed with KeySharedMode.STICKY")
+        for start, end in ranges:
+            if not 0 <= start <= end < HASH_RANGE_SIZE:
+                raise InvalidArgumentError(
+                    f"invalid sticky range ({start}, {end}): need 0 <= start <= end <= 65535"
+                )
+        ordered = sorted(ranges)
+        for (s1, e1), (s2, e2) in zip(ordered, ordered[1:], strict=False):
+            if s2 <= e1:
+                raise InvalidArgumentError(f"sticky ranges ({s1}, {e1}) and ({s2}, {e2}) overlap")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPolicy:
+    """Dead-letter options (Pulsar ``ConsumerDeadLetterPolicy``); Shared and Key_Shared only.
+
+    A message is shown to the application ``max_redeliver_count + 1`` times (redelivery counts
+    0..max); its next failure publishes it to the dead letter topic and acks the original.
+
+    Args:
+        max_redeliver_count: at least 1.
+        dead_letter_topic: defaults to ``<topic>-<subscription>-DLQ`` (per partition).
+        initial_subscription_name: a subscription created on the DLQ topic before the first
+            dead letter is published, so none is lost.
+    """
+
+    max_redeliver_count: int
+    dead_letter_topic: str | None = None
+    initial_subscription_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_redeliver_count, bool) or not isinstance(
+            self.max_redeliver_count, int
+        ):
+            raise InvalidArgumentError("max_redeliver_count must be an int")
+        if self.max_redeliver_count < 1:
+            raise InvalidArgumentError(
+                f"max_redeliver_count must be >= 1, got {self.max_redeliver_count}"
+            )
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class MessageId:
+    """Position of a message: ``(ledger_id, entry_id, batch_index)`` within a topic partition.
+
+    ``partition`` is -1 on a non-partitioned topic; ``batch_index`` is -1 for a message that was
+    not batched. Ids order by position within one partition.
+    """
+
+    partition: int
+    ledger_id: int
+    entry_id: int
+    batch_index: int = -1
+
+    def __str__(self) -> str:
+        return f"({self.ledger_id},{self.entry_id},{self.partition},{self.batch_index})"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A received message.
+
+    Attributes:
+        data: the payload.
+        key: the partition key (routing key; also the Key_Shared key when no ordering key).
+        ordering_key: the Key_Shared key, when set; never used for partition routing.
+        properties: application properties.
+        message_id: the position; pass the message (or this id) back to acknowledge it.
+        topic: the fully qualified topic (the partition's name on a partitioned topic).
+        publish_time: publication time, seconds since the epoch.
+        redelivery_count: how often the broker redelivered it (Shared and Key_Shared only).
+    """
+
+    data: bytes
+    key: str | None
+    ordering_key: str | None
+    properties: Mapping[str, str]
+    message_id: MessageId
+    topic: str
+    publish_time: float
+    redelivery_count: int = 0
+    event_time: float | None = None
+    #: Backend handle used to acknowledge this exact delivery.
+    handle: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def sticky_key(self) -> str:
+        """The key Key_Shared routes by: ordering key, else partition key, else ``"NONE_KEY"``."""
+        if self.ordering_key is not None:
+            return self.ordering_key
+        if self.key is not None:
+            return self.key
+        return "NONE_KEY"
+
+
+class Producer(abc.ABC):
+    """Publishes messages to one topic (all partitions of a partitioned topic).
+
+    Messages of one producer with the same partition key land on the same partition, in send
+    order. Keyed routing is Murmur3_32 of the UTF-8 key modulo the partition count (the Java
+    client's ``Murmur3_32Hash`` scheme) on every backend.
+    """
+
+    @property
+    @abc.abstractmethod
+    def topic(self) -> str:
+        """The fully qualified topic name."""
+
+    @abc.abstractmethod
+    async def send(
+        self,
+        data: bytes,
+        *,
+        key: str | None = None,
+        ordering_key: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        deliver_after: Duration | None = None,
+        deliver_at: datetime | float | None = None,
+        event_time: float | None = None,
+    ) -> MessageId:
+        """Publish one message and return its id once the broker has stored it.
+
+        Args:
+            data: the payload; must be ``bytes``.
+            key: partition key (routing and Key_Shared key).
+            ordering_key: Key_Shared key that does not influence routing.
+            properties: string-to-string application properties.
+            deliver_after: delay before delivery (Shared and Key_Shared only; other types
+                deliver at once, as Pulsar does).
+            deliver_at: absolute delivery time, a datetime or seconds since the epoch.
+            event_time: application event time, seconds since the epoch.
+
+        Raises:
+            InvalidArgumentError: non-bytes data, a negative delay, both delay forms, bad
+                properties.
+            AlreadyClosedError: the producer is closed.
+        """
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Wait until every message sent so far is stored."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush and close the producer. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Consumer(abc.ABC):
+    """Receives messages of one subscription (all partitions of a partitioned topic)."""
+
+    @property
+    @abc.abstractmethod
+    def topic(self) -> str:
+        """The fully qualified topic name subscribed to."""
+
+    @property
+    @abc.abstractmethod
+    def subscription(self) -> str:
+        """The subscription name."""
+
+    @property
+    @abc.abstractmethod
+    def consumer_name(self) -> str:
+        """This consumer's name (unique names are recommended)."""
+
+    @abc.abstractmethod
+    async def receive(self, timeout: Duration | None = None) -> Message:
+        """Return the next message, waiting at most ``timeout`` seconds (forever if None).
+
+        Raises:
+            TimeoutError: nothing arrived in time.
+            AlreadyClosedError: the consumer is closed.
+        """
+
+    @abc.abstractmethod
+    async def acknowledge(self, message: Message | MessageId) -> None:
+        """Acknowledge one message. Allowed on every subscription type."""
+
+    @abc.abstractmethod
+    async def acknowledge_cumulative(self, message: Message | MessageId) -> None:
+        """Acknowledge every message up to and including this one (Exclusive and Failover only).
+
+        Raises:
+            CumulativeAckNotAllowedError: on Shared and Key_Shared; nothing is acked.
+        """
+
+    @abc.abstractmethod
+    async def negative_acknowledge(self, message: Message | MessageId) -> None:
+        """Ask for redelivery after ``negative_ack_redelivery_delay``.
+
+        Shared and Key_Shared redeliver just this message (to the key's owner on Key_Shared);
+        Exclusive and Failover redeliver every unacked message from the first one.
+        """
+
+    @abc.abstractmethod
+    async def redeliver_unacknowledged_messages(self) -> None:
+        """Ask the broker to redeliver every message this consumer holds unacked."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Leave the subscription; unacked messages follow the subscription type's rules."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self) -> None:
+        """Delete the subscription (and its cursor) and close this consumer.
+
+        Raises:
+            ConsumerBusyError: other consumers are still connected.
+        """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Broker(abc.ABC):
+    """A connection to a message broker: the factory of producers and consumers.
+
+    Use as ``async with``; closing the broker closes everything it created.
+    """
+
+    @abc.abstractmethod
+    async def create_topic(self, topic: str, partitions: int = 0) -> None:
+        """Create a topic; ``partitions=0`` makes a non-partitioned one.
+
+        Topics are also created implicitly (non-partitioned) by producers and consumers.
+
+        Raises:
+            InvalidArgumentError: bad name or negative partition count.
+        """
+
+    @abc.abstractmethod
+    async def topic_partitions(self, topic: str) -> list[str]:
+        """Names of the topic's partitions, or ``[topic]`` for a non-partitioned topic."""
+
+    @abc.abstractmethod
+    async def create_producer(
+        self,
+        topic: str,
+        *,
+        batching: BatchingType | None = BatchingType.KEY_BASED,
+        batching_max_messages: int = 1000,
+        batching_max_publish_delay: Duration = 0.01,
+        producer_name: str | None = None,
+    ) -> Producer:
+        """Create a producer.
+
+        Args:
+            batching: ``None`` disables batching. The default, KEY_BASED, is the only batching
+                that is safe for Key_Shared (keylane's choice; pulsar-client's asyncio default is
+                DEFAULT batching, which mixes keys in one batch).
+            batching_max_messages: messages per batch.
+            batching_max_publish_delay: how long a batch may wait to fill.
+            producer_name: unique producer name.
+        """
+
+    @abc.abstractmethod
+    async def subscribe(
+        self,
+        topic: str,
+        subscription: str,
+        *,
+        subscription_type: SubscriptionType = SubscriptionType.EXCLUSIVE,
+        consumer_name: str | None = None,
+        receiver_queue_size: int = 1000,
+        ack_timeout: Duration | None = None,
+        negative_ack_redelivery_delay: Duration = 60.0,
+        dead_letter_policy: DeadLetterPolicy | None = None,
+        key_shared_policy: KeySharedPolicy | None = None,
+        priority_level: int = 0,
+        initial_position: InitialPosition = InitialPosition.LATEST,
+    ) -> Consumer:
+        """Subscribe a new consumer.
+
+        Args:
+            receiver_queue_size: prefetch (flow-control permits), at least 1.
+            ack_timeout: redeliver messages not acked in this time; None disables it, otherwise
+                at least 10 s (the C++/Python client's minimum).
+            negative_ack_redelivery_delay: delay of a negative ack's redelivery, >= 0.1 s.
+            priority_level: 0 is the highest priority (Shared and Failover).
+
+        Raises:
+            ConsumerBusyError: Exclusive subscription already has a consumer.
+            SubscriptionTypeMismatchError: the subscription has connected consumers of another
+                type or Key_Shared policy.
+            StickyRangeConflictError: STICKY ranges overlap another consumer's.
+            InvalidArgumentError: any argument out of range.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close every producer and consumer, then the connection. Idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,1 @@
+"""keylane's command line (Typer)."""

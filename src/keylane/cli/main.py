@@ -1,0 +1,12 @@
+"""The ``keylane`` command: a thin Typer app; each command calls one library function."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="keylane command line.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
