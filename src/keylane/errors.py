@@ -38,7 +38,8 @@ class MissingExtraError(KeylaneError, ImportError):
 
     def __init__(self, feature: str, extra: str, package: str) -> None:
         super().__init__(
-            f"{feature} needs the '{package}' package. Install it with: pip install 'keylane[{extra}]'"
+            f"{feature} needs the '{package}' package. "
+            f"Install it with: pip install 'keylane[{extra}]'"
         )
         self.extra = extra
 

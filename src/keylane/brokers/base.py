@@ -1,7 +1,7 @@
 """The broker contract that every keylane backend implements.
 
-Names mirror the official ``pulsar-client`` Python API wherever one exists, so a Pulsar user feels at
-home; the semantics are Apache Pulsar 4.0.x's (see ``docs/backends.md``). Times are seconds as
+Names mirror the official ``pulsar-client`` Python API wherever one exists, so a Pulsar user feels
+at home; the semantics are Apache Pulsar 4.0.x's (see ``docs/backends.md``). Times are seconds as
 ``float`` or :class:`~datetime.timedelta`.
 
 Delivery guarantees, per subscription type (the backends are held to them by ``tests/contract``):
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ __all__ = [
     "Broker",
     "Consumer",
     "DeadLetterPolicy",
+    "Duration",
     "InitialPosition",
     "KeySharedMode",
     "KeySharedPolicy",
@@ -41,7 +43,6 @@ __all__ = [
     "MessageId",
     "Producer",
     "SubscriptionType",
-    "Duration",
     "normalize_topic",
     "to_seconds",
 ]
@@ -160,7 +161,7 @@ class KeySharedPolicy:
                     f"invalid sticky range ({start}, {end}): need 0 <= start <= end <= 65535"
                 )
         ordered = sorted(ranges)
-        for (s1, e1), (s2, e2) in zip(ordered, ordered[1:], strict=False):
+        for (s1, e1), (s2, e2) in itertools.pairwise(ordered):
             if s2 <= e1:
                 raise InvalidArgumentError(f"sticky ranges ({s1}, {e1}) and ({s2}, {e2}) overlap")
 
