@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from keylane.cli.check import check_command
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="keylane command line.")
+app.command("check")(check_command)
 
 
 def main() -> None:
