@@ -17,6 +17,7 @@ __all__ = [
     "CumulativeAckNotAllowedError",
     "InvalidArgumentError",
     "KeylaneError",
+    "LockError",
     "MissingExtraError",
     "OperationTimeoutError",
     "StickyRangeConflictError",
@@ -83,3 +84,10 @@ class BrokerConnectionError(BrokerError):
 
 class OperationTimeoutError(BrokerError, TimeoutError):
     """A broker operation (not ``receive``) did not complete in time."""
+
+
+class LockError(KeylaneError):
+    """A distributed key lock backend (the Redis-lock baseline) failed or cannot be reached.
+
+    The message names the backend URL, so an unreachable Redis reads as one clear line.
+    """

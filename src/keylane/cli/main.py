@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 
 from keylane.cli.check import check_command
+from keylane.cli.compare import compare_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="keylane command line.")
 app.command("check")(check_command)
+app.command("compare")(compare_command)
 
 
 def main() -> None:

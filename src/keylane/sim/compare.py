@@ -1,0 +1,295 @@
+"""The comparison: every strategy on the same workload, measured and checked (``keylane compare``).
+
+For each strategy, on a fresh broker connection, topic and subscription:
+
+1. start the strategy's ``consumers`` consumers (all in this process);
+2. run the closed-loop producer for ``duration`` seconds, keeping at most ``window`` events
+   outstanding (:mod:`keylane.sim.publisher`): the *measured phase*;
+3. stop publishing and *drain*: wait (at most ``drain_timeout``) until every published event
+   completed, so lost messages are judged exactly;
+4. stop the strategy and run the checker over the recorded history and the final counters.
+
+Throughput is successful completions in the measured phase divided by its length; latency is
+publish -> first successful completion, over every event of the run. Order is checked strictly:
+any event of a user that completed before an earlier-published event of that user counts, nack
+redeliveries included.
+
+The sim may import backends: this module connects brokers (``keylane.brokers.connect``) and,
+lazily, the Redis lock (``keylane.locks.redis``). It imports no CLI and no rich.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from keylane.brokers import connect
+from keylane.check import HistoryRecorder, check, recorded
+from keylane.errors import InvalidArgumentError, KeylaneError
+from keylane.locks.base import DEFAULT_REDIS_URL, LOCK_KEY_PREFIX, KeyLock
+from keylane.sim.handler import DecisionHandler, HandlerConfig
+from keylane.sim.publisher import ClosedLoopPublisher
+from keylane.sim.results import CompareResult, StrategyResult
+from keylane.sim.state import MemoryStateStore
+from keylane.sim.stats import summarize
+from keylane.sim.workload import STUCK_USER, Workload, WorkloadConfig
+from keylane.strategies import STRATEGY_NAMES, StrategyConfig, create_strategy
+
+__all__ = ["CompareConfig", "CompareObserver", "run_compare", "run_strategy"]
+
+#: Prefix of the topics and subscriptions a comparison creates.
+TOPIC_PREFIX = "keylane-compare"
+
+
+@dataclass(frozen=True, slots=True)
+class CompareConfig:
+    """Everything a comparison run needs.
+
+    Args:
+        strategies: names to run, in order.
+        broker_url: ``memory://`` (embedded broker) or ``pulsar://host:6650``.
+        redis_url: Redis for ``shared-lock``.
+        duration: measured phase per strategy, seconds (> 0).
+        window: most events outstanding (published, not completed) at once.
+        drain_timeout: longest wait for the backlog after publishing stops, seconds.
+        publishers: concurrent publishing tasks.
+        stuck: run the head-of-line scenario (one user's first attempt hangs).
+        stuck_at: seconds into the measured phase the stuck user's session is published.
+        workload: users and bursts.
+        handler: simulated latency (and the stuck hang's length).
+        strategy: consumers, concurrency, timeouts, lock settings.
+    """
+
+    strategies: tuple[str, ...] = STRATEGY_NAMES
+    broker_url: str = "memory://"
+    redis_url: str = DEFAULT_REDIS_URL
+    duration: float = 8.0
+    window: int = 4000
+    drain_timeout: float = 60.0
+    publishers: int = 16
+    stuck: bool = False
+    stuck_at: float = 1.0
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    handler: HandlerConfig = field(default_factory=HandlerConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.strategies if name not in STRATEGY_NAMES]
+        if unknown or not self.strategies:
+            raise InvalidArgumentError(
+                f"unknown strategy {unknown[0]!r}; valid strategies: {', '.join(STRATEGY_NAMES)}"
+                if unknown
+                else "strategies must not be empty"
+            )
+        if not (isinstance(self.duration, int | float) and 0 < self.duration < float("inf")):
+            raise InvalidArgumentError(f"duration must be > 0 seconds, got {self.duration!r}")
+        if not (isinstance(self.drain_timeout, int | float) and self.drain_timeout >= 0):
+            raise InvalidArgumentError(
+                f"drain_timeout must be >= 0 seconds, got {self.drain_timeout!r}"
+            )
+        if isinstance(self.window, bool) or not isinstance(self.window, int):
+            raise InvalidArgumentError(f"window must be an int, not {self.window!r}")
+        if self.window < self.workload.max_burst:
+            raise InvalidArgumentError(
+                f"window must be >= max_burst ({self.workload.max_burst}), got {self.window}"
+            )
+        if isinstance(self.publishers, bool) or not isinstance(self.publishers, int):
+            raise InvalidArgumentError(f"publishers must be an int, not {self.publishers!r}")
+        if self.publishers < 1:
+            raise InvalidArgumentError(f"publishers must be >= 1, got {self.publishers}")
+        if not (isinstance(self.stuck_at, int | float) and self.stuck_at >= 0):
+            raise InvalidArgumentError(f"stuck_at must be >= 0 seconds, got {self.stuck_at!r}")
+
+    def describe(self) -> dict[str, object]:
+        """The workload and run settings as a JSON-ready dict."""
+        cfg = self.strategy
+        return {
+            **self.workload.describe(),
+            "broker": self.broker_url,
+            "duration_s": self.duration,
+            "window": self.window,
+            "drain_timeout_s": self.drain_timeout,
+            "consumers": cfg.consumers,
+            "max_in_flight": cfg.max_in_flight,
+            "handler_timeout_s": cfg.handler_timeout,
+            "latency_median_ms": self.handler.latency_median * 1000,
+            "latency_sigma": self.handler.latency_sigma,
+            "lock_ttl_s": cfg.lock_ttl,
+            "lock_contention": cfg.contention.value,
+            "nack_delay_s": cfg.nack_delay,
+            "stuck_key": STUCK_USER if self.stuck else None,
+            "stuck_for_s": self.handler.stuck_for if self.stuck else None,
+        }
+
+
+class CompareObserver(Protocol):
+    """Progress callbacks of :func:`run_compare` (the CLI renders them with rich)."""
+
+    def started(self, name: str, duration: float) -> None:
+        """A strategy's measured phase begins."""
+
+    def tick(self, name: str, phase: str, elapsed: float, completed: int, outstanding: int) -> None:
+        """Periodic progress; ``phase`` is ``"measuring"`` or ``"draining"``."""
+
+    def finished(self, result: StrategyResult) -> None:
+        """A strategy finished (or was skipped: ``result.skipped``)."""
+
+
+LockFactory = Callable[[], Awaitable[KeyLock]]
+
+
+def redis_lock_factory(url: str, prefix: str) -> LockFactory:
+    """A factory that connects a :class:`~keylane.locks.redis.RedisKeyLock` (imported lazily)."""
+
+    async def make() -> KeyLock:
+        from keylane.locks.redis import RedisKeyLock
+
+        lock = RedisKeyLock(url, prefix=prefix)
+        await lock.connect()
+        return lock
+
+    return make
+
+
+async def _ticker(
+    name: str, publisher: ClosedLoopPublisher, observer: CompareObserver, phase: list[str]
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        await asyncio.sleep(0.25)
+        observer.tick(
+            name, phase[0], loop.time() - start, publisher.completed, publisher.outstanding
+        )
+
+
+async def run_strategy(
+    name: str,
+    config: CompareConfig,
+    *,
+    run_id: str,
+    lock_factory: LockFactory | None = None,
+    observer: CompareObserver | None = None,
+) -> StrategyResult:
+    """Run one strategy through the measured phase and the drain, then check its history.
+
+    Raises:
+        KeylaneError: the broker, the lock or the strategy failed (with the reason).
+    """
+    lock = await lock_factory() if (name == "shared-lock" and lock_factory) else None
+    store = MemoryStateStore()
+    recorder = HistoryRecorder()
+    workload = Workload(config.workload)
+    stuck_user = STUCK_USER if config.stuck else None
+    handler_config = replace(config.handler, stuck_user=stuck_user)
+    strategy = create_strategy(name, config.strategy, lock=lock)
+    topic = f"{TOPIC_PREFIX}-{run_id}-{name}"
+    ticker: asyncio.Task[None] | None = None
+    started = time.monotonic()
+    try:
+        async with connect(config.broker_url) as broker:
+            await broker.create_topic(topic, strategy.partitions())
+            producer = await broker.create_producer(topic, batching=None)
+            publisher = ClosedLoopPublisher(
+                producer,
+                workload,
+                recorder,
+                window=config.window,
+                publishers=config.publishers,
+                stuck_user=stuck_user,
+                stuck_at=config.stuck_at,
+            )
+            handler = DecisionHandler(store, handler_config, on_success=publisher.on_success)
+            await strategy.start(
+                broker, topic, f"{TOPIC_PREFIX}-{name}", recorded(handler, recorder)
+            )
+            phase = ["measuring"]
+            if observer is not None:
+                observer.started(name, config.duration)
+                ticker = asyncio.create_task(_ticker(name, publisher, observer, phase))
+            try:
+                await publisher.run(config.duration)
+                phase[0] = "draining"
+                drained = await publisher.drain(config.drain_timeout)
+            finally:
+                await strategy.stop(0.0 if strategy.error else 2.0)
+                await producer.close()
+            if strategy.error is not None:
+                raise KeylaneError(
+                    f"strategy {name!r} failed: {strategy.error}"
+                ) from strategy.error
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        if lock is not None:
+            await lock.close()
+        recorder.close()
+    report = check(recorder.history(), counters=store.snapshot(), strict_order=True)
+    counts = report.counts()
+    return StrategyResult(
+        name=name,
+        summary=strategy.summary,
+        throughput=publisher.measured_completions / publisher.measured_seconds,
+        latency=summarize(publisher.latencies + publisher.stuck_latencies),
+        others=summarize(publisher.latencies) if config.stuck else None,
+        stuck=summarize(publisher.stuck_latencies) if config.stuck else None,
+        exclusivity_violations=report.exclusivity_count,
+        lost_updates=int(counts["lost_updates"] or 0),
+        order_violations=report.order_count,
+        lost_messages=report.lost_count,
+        duplicates=report.duplicate_count,
+        published=publisher.published,
+        completed=publisher.completed,
+        unfinished=publisher.outstanding,
+        drained=drained,
+        elapsed=time.monotonic() - started,
+        stats=strategy.stats.to_json(),
+    )
+
+
+async def _check_redis(config: CompareConfig, prefix: str) -> str | None:
+    """None if Redis answers, else the reason ``shared-lock`` cannot run."""
+    try:
+        lock = await redis_lock_factory(config.redis_url, prefix)()
+    except KeylaneError as exc:  # LockError, or MissingExtraError without the redis extra
+        return str(exc)
+    await lock.close()
+    return None
+
+
+async def run_compare(
+    config: CompareConfig, observer: CompareObserver | None = None
+) -> CompareResult:
+    """Run every configured strategy in turn and collect the results.
+
+    ``shared-lock`` needs Redis: if Redis cannot be reached, that strategy is skipped (its result
+    has ``skipped`` set, with the reason) and the others still run.
+
+    Raises:
+        KeylaneError: a broker or strategy failed.
+    """
+    run_id = f"{int(time.time())}-{secrets.token_hex(3)}"
+    lock_prefix = f"{LOCK_KEY_PREFIX}{run_id}:"
+    lock_problem = None
+    if "shared-lock" in config.strategies:
+        lock_problem = await _check_redis(config, lock_prefix)
+    results: list[StrategyResult] = []
+    for name in config.strategies:
+        if name == "shared-lock" and lock_problem is not None:
+            result = StrategyResult.skip(name, f"Redis unavailable: {lock_problem}")
+        else:
+            result = await run_strategy(
+                name,
+                config,
+                run_id=run_id,
+                lock_factory=redis_lock_factory(config.redis_url, lock_prefix),
+                observer=observer,
+            )
+        results.append(result)
+        if observer is not None:
+            observer.finished(result)
+    return CompareResult(results=results, workload=config.describe(), stuck=config.stuck)

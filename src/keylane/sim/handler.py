@@ -1,0 +1,107 @@
+"""The simulated decision handler: read state, call a slow service, write state back.
+
+Each call reads the user's counter, awaits simulated I/O (lognormal latency around a median, like
+a decision engine calling a service), then writes counter + 1. Two concurrent calls for one user
+both read the same value, so one increment is lost: the lost-update anomaly the checker counts.
+
+Head-of-line scenario: with ``stuck_user`` set, the *first attempt* at that user's first event
+hangs for ``stuck_for`` seconds (a dependency call that hangs once); a retry succeeds normally.
+Whoever bounds handlers with a timeout recovers after the timeout; whoever does not waits the
+whole ``stuck_for``.
+
+Imports no backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from keylane.brokers.base import Message
+from keylane.errors import InvalidArgumentError
+from keylane.lanes import HandlerContext
+from keylane.sim.state import MemoryStateStore
+
+__all__ = ["DecisionHandler", "HandlerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerConfig:
+    """Shape of the simulated work.
+
+    Args:
+        latency_median: median simulated I/O time in seconds (> 0).
+        latency_sigma: sigma of the lognormal (>= 0; 0 makes every call take the median).
+        stuck_user: the user whose first event hangs once (None disables the scenario).
+        stuck_for: how long that first attempt hangs, seconds (> 0).
+        seed: seeds the latency draws.
+    """
+
+    latency_median: float = 0.005
+    latency_sigma: float = 0.5
+    stuck_user: str | None = None
+    stuck_for: float = 30.0
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.latency_median) and self.latency_median > 0):
+            raise InvalidArgumentError(
+                f"latency_median must be > 0 seconds, got {self.latency_median}"
+            )
+        if not (math.isfinite(self.latency_sigma) and self.latency_sigma >= 0):
+            raise InvalidArgumentError(f"latency_sigma must be >= 0, got {self.latency_sigma}")
+        if not (math.isfinite(self.stuck_for) and self.stuck_for > 0):
+            raise InvalidArgumentError(f"stuck_for must be > 0 seconds, got {self.stuck_for}")
+
+
+class DecisionHandler:
+    """``async (message, context)``: a read-modify-write of the user's counter around slow I/O.
+
+    Args:
+        store: the run's state store.
+        config: latency and stuck-user settings.
+        on_success: called with the message after the counter was written (the run's
+            completion tracker).
+    """
+
+    def __init__(
+        self,
+        store: MemoryStateStore,
+        config: HandlerConfig | None = None,
+        *,
+        on_success: Callable[[Message], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config if config is not None else HandlerConfig()
+        self._on_success = on_success
+        self._rng = random.Random(self.config.seed)
+        self._mu = math.log(self.config.latency_median)
+        self.stuck_fired = False
+        """Whether the stuck user's hang has happened."""
+        self.calls = 0
+
+    def latency(self) -> float:
+        """Draw one simulated I/O time."""
+        sigma = self.config.latency_sigma
+        if sigma == 0:
+            return self.config.latency_median
+        return self._rng.lognormvariate(self._mu, sigma)
+
+    def _hangs(self, key: str) -> bool:
+        if self.stuck_fired or key != self.config.stuck_user:
+            return False
+        self.stuck_fired = True
+        return True
+
+    async def __call__(self, message: Message, context: HandlerContext) -> None:
+        self.calls += 1
+        key = context.key
+        value = await self.store.get(key)
+        delay = self.config.stuck_for if self._hangs(key) else self.latency()
+        await asyncio.sleep(delay)
+        await self.store.put(key, value + 1)
+        if self._on_success is not None:
+            self._on_success(message)

@@ -1,0 +1,160 @@
+"""Terminal rendering of a comparison with rich: live progress, the results table, the verdict.
+
+Imports no backend. Rendering only: the numbers come from :mod:`keylane.sim.results`.
+"""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+from typing import Self
+
+from rich.console import Console, Group, RenderableType
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from keylane.sim.results import CompareResult, StrategyResult
+
+__all__ = ["RichObserver", "render_compare"]
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def _count(value: int) -> Text:
+    return Text(f"{value:,}", style="bold red" if value else "green")
+
+
+def render_compare(result: CompareResult) -> RenderableType:
+    """The results table, skip notices and the headline ratios."""
+    table = Table(title="keylane compare", title_style="bold", header_style="bold")
+    table.add_column("strategy", no_wrap=True)
+    table.add_column("throughput\n(msg/s)", justify="right")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p99 ms", justify="right")
+    table.add_column("max ms", justify="right")
+    if result.stuck:
+        table.add_column("p99 others\nms", justify="right", style="bold")
+    table.add_column("exclusivity\nviolations", justify="right")
+    table.add_column("lost\nupdates", justify="right")
+    table.add_column("order\nviolations", justify="right")
+    table.add_column("lost\nmessages", justify="right")
+    table.add_column("dupli-\ncates", justify="right")
+    notes: list[RenderableType] = []
+    for row in result.results:
+        if row.skipped is not None:
+            table.add_row(row.name, Text("skipped", style="yellow"))
+            notes.append(Text(f"{row.name} skipped: {row.skipped}", style="yellow"))
+            continue
+        cells: list[RenderableType] = [
+            row.name,
+            f"{row.throughput:,.0f}",
+            _ms(row.latency.p50_ms),
+            _ms(row.latency.p99_ms),
+            _ms(row.latency.max_ms),
+        ]
+        if result.stuck:
+            cells.append(_ms(row.others.p99_ms) if row.others is not None else "-")
+        cells += [
+            _count(row.exclusivity_violations),
+            _count(row.lost_updates),
+            _count(row.order_violations),
+            _count(row.lost_messages),
+            _count(row.duplicates),
+        ]
+        table.add_row(*cells)
+        if not row.drained:
+            notes.append(
+                Text(
+                    f"{row.name}: drain timed out with {row.unfinished:,} event(s) unfinished; "
+                    "they count as lost messages",
+                    style="yellow",
+                )
+            )
+    return Group(table, *notes, _headline(result), _workload(result))
+
+
+def _headline(result: CompareResult) -> Text:
+    ratios = result.ratios()
+    parts = []
+    if "lanes_vs_serial_throughput" in ratios:
+        parts.append(f"{ratios['lanes_vs_serial_throughput']:.1f}x key-shared-serial throughput")
+    if "lanes_vs_lock_throughput" in ratios:
+        parts.append(f"{ratios['lanes_vs_lock_throughput']:.1f}x shared-lock throughput")
+    if "lanes_vs_lock_p99" in ratios and ratios["lanes_vs_lock_p99"] > 0:
+        parts.append(f"1/{1 / ratios['lanes_vs_lock_p99']:.1f} of shared-lock p99")
+    if not parts:
+        return Text("")
+    return Text("key-shared-lanes: " + ", ".join(parts), style="bold")
+
+
+def _workload(result: CompareResult) -> Text:
+    w = result.workload
+    text = (
+        f"workload: {w.get('users'):,} users, bursts of ~{w.get('mean_burst')} events, "
+        f"{w.get('consumers')} consumers, handler median {w.get('latency_median_ms')} ms, "
+        f"window {w.get('window')}, {w.get('duration_s')} s per strategy on {w.get('broker')}"
+    )
+    if result.stuck:
+        text += (
+            f"; stuck key {w.get('stuck_key')} hangs {w.get('stuck_for_s')} s once, "
+            f"handler timeout {w.get('handler_timeout_s')} s"
+        )
+    return Text(text, style="dim")
+
+
+class RichObserver:
+    """Shows one progress bar per strategy while :func:`~keylane.sim.compare.run_compare` runs."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("{task.fields[name]:<18}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> Self:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def started(self, name: str, duration: float) -> None:
+        self._tasks[name] = self._progress.add_task(
+            name, total=duration, name=name, status="starting"
+        )
+
+    def tick(self, name: str, phase: str, elapsed: float, completed: int, outstanding: int) -> None:
+        task = self._tasks.get(name)
+        if task is None:
+            return
+        status = f"{phase}: {completed:,} done, {outstanding:,} outstanding"
+        self._progress.update(task, completed=elapsed, status=status)
+
+    def finished(self, result: StrategyResult) -> None:
+        task = self._tasks.get(result.name)
+        if result.skipped is not None:
+            self.console.print(Text(f"{result.name}: skipped ({result.skipped})", style="yellow"))
+            return
+        if task is None:
+            return
+        status = f"{result.throughput:,.0f} msg/s, p99 {_ms(result.latency.p99_ms)} ms" + (
+            "" if result.correct else " - anomalies"
+        )
+        total = self._progress.tasks[task].total or 0.0
+        self._progress.update(task, completed=total, status=status)
