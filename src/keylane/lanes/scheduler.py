@@ -1,0 +1,525 @@
+"""The keyed scheduler: :class:`Lanes` runs one handler at a time per key, many keys at once.
+
+Responsible for the receive loop, per-key FIFO lanes, the ``max_in_flight`` worker pool, retries
+with backoff, the exhausted-message policies, individual acks, backpressure and shutdown. The
+guarantees are stated in ``docs/lanes.md``. Imports no backend: only the broker contract
+(:mod:`keylane.brokers.base`) and :mod:`keylane.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from types import MappingProxyType, TracebackType
+from typing import Self
+
+from keylane.brokers.base import Consumer, Message
+from keylane.errors import AlreadyClosedError, InvalidArgumentError
+from keylane.lanes.config import ExhaustedPolicy, LaneConfig
+from keylane.lanes.deadletter import DeadLetterSink, describe_error
+from keylane.lanes.handler import Handler, HandlerContext, HandlerTimeoutError, run_attempt
+from keylane.lanes.lane import Lane, LaneState
+from keylane.lanes.stats import LaneCounters, LaneStats
+
+__all__ = ["Lanes"]
+
+logger = logging.getLogger("keylane.lanes")
+
+#: The receive loop yields to the workers after this many receives that did not suspend.
+_RECEIVE_BATCH = 64
+#: Backoff after a failing ``receive()`` call: first delay and maximum, in seconds.
+_RECEIVE_RETRY_MIN = 0.05
+_RECEIVE_RETRY_MAX = 5.0
+#: How long ``stop`` waits for cancelled workers before it gives up on them.
+_CANCEL_WAIT = 1.0
+
+
+class _Phase(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Lanes:
+    """Consume a subscription with one handler at a time per key and many keys concurrently.
+
+    Within this instance: handlers of one key never overlap and run in receive order, a message
+    is acked as soon as its handler succeeds, and a failed message is retried (or dead-lettered,
+    or parks its key) before any later message of its key runs. Across processes the same holds
+    only with a Key_Shared subscription (see ``docs/lanes.md``).
+
+    Args:
+        consumer: where messages come from; lanes ack on it and never nack.
+        handler: ``async def handler(message, context)``; its return value is ignored.
+        config: the knobs; ``LaneConfig()`` by default.
+        dead_letter: sink for exhausted messages; required with ``ExhaustedPolicy.DEAD_LETTER``.
+        key_of: the key of a message; ``message.sticky_key`` by default (the Key_Shared key).
+
+    Raises:
+        InvalidArgumentError: a bad argument, or DEAD_LETTER without a ``dead_letter`` sink.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        handler: Handler,
+        config: LaneConfig | None = None,
+        *,
+        dead_letter: DeadLetterSink | None = None,
+        key_of: Callable[[Message], str] | None = None,
+    ) -> None:
+        if not isinstance(consumer, Consumer):
+            raise InvalidArgumentError(
+                f"consumer must be a keylane Consumer, not {type(consumer).__name__}"
+            )
+        if not callable(handler):
+            raise InvalidArgumentError(f"handler must be an async callable, not {handler!r}")
+        config = LaneConfig() if config is None else config
+        if not isinstance(config, LaneConfig):
+            raise InvalidArgumentError(f"config must be a LaneConfig, not {config!r}")
+        if dead_letter is not None and not callable(dead_letter):
+            raise InvalidArgumentError(
+                f"dead_letter must be an async callable, not {dead_letter!r}"
+            )
+        if key_of is not None and not callable(key_of):
+            raise InvalidArgumentError(f"key_of must be callable, not {key_of!r}")
+        if config.on_exhausted is ExhaustedPolicy.DEAD_LETTER and dead_letter is None:
+            raise InvalidArgumentError(
+                "on_exhausted=ExhaustedPolicy.DEAD_LETTER needs a dead_letter sink: pass "
+                "dead_letter=producer_dead_letter_sink(producer) (or your own async sink), "
+                "or choose LaneConfig(on_exhausted=ExhaustedPolicy.PARK)"
+            )
+        self._consumer = consumer
+        self._consumer_name = consumer.consumer_name
+        self._handler = handler
+        self._config = config
+        self._sink = dead_letter
+        self._key_of = key_of
+        self._phase = _Phase.NEW
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lanes: dict[str, Lane] = {}
+        self._ready: deque[Lane] = deque()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._active = 0  # running workers (one handler slot each)
+        self._retry_pending = 0
+        self._buffered = 0
+        self._counters = LaneCounters()
+        self._receiver: asyncio.Task[None] | None = None
+        self._receiving = False
+        self._space = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopped = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def config(self) -> LaneConfig:
+        """The configuration in use."""
+        return self._config
+
+    async def start(self) -> None:
+        """Start the receive loop in a background task; handlers run in worker tasks.
+
+        Raises:
+            RuntimeError: already started (a stopped instance cannot be restarted).
+        """
+        if self._phase is not _Phase.NEW:
+            raise RuntimeError(f"Lanes already {self._phase.value}; create a new instance")
+        self._loop = asyncio.get_running_loop()
+        self._phase = _Phase.RUNNING
+        self._receiving = True
+        self._receiver = self._loop.create_task(
+            self._receive_loop(), name=f"keylane-lanes-receive[{self._consumer_name}]"
+        )
+        self._receiver.add_done_callback(self._receiver_done)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop receiving, let running handlers finish, leave everything else unacked.
+
+        Handlers still running after ``grace`` seconds (``config.shutdown_grace`` if None) are
+        cancelled. Messages that did not complete (waiting, parked, retrying, cancelled) are
+        neither acked nor nacked; with ``config.redeliver_on_stop`` lanes then call
+        ``consumer.redeliver_unacknowledged_messages()`` so the broker hands them out again.
+        The consumer is not closed. Idempotent; a concurrent call waits for the first one.
+
+        Raises:
+            InvalidArgumentError: ``grace`` is negative.
+        """
+        grace = self._config.shutdown_grace if grace is None else grace
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+            raise InvalidArgumentError(f"grace must be a non-negative number, got {grace!r}")
+        if self._phase is _Phase.NEW:
+            self._phase = _Phase.STOPPED
+            self._stopped.set()
+            return
+        if self._phase is not _Phase.RUNNING:
+            await self._stopped.wait()
+            return
+        self._phase = _Phase.STOPPING
+        self._receiving = False
+        try:
+            await self._shut_down(float(grace))
+        finally:
+            self._phase = _Phase.STOPPED
+            self._idle.set()
+            self._stopped.set()
+
+    async def _shut_down(self, grace: float) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+            await asyncio.wait([self._receiver])
+        for lane in self._lanes.values():
+            if lane.state is LaneState.RETRY and lane.retry_handle is not None:
+                lane.retry_handle.cancel()
+                lane.retry_handle = None
+                lane.state = LaneState.WAITING
+        self._retry_pending = 0
+        self._ready.clear()
+        if self._workers:
+            _, pending = await asyncio.wait(set(self._workers), timeout=grace)
+            if pending:
+                logger.warning(
+                    "cancelling %d handler(s) still running after %gs", len(pending), grace
+                )
+                for task in pending:
+                    task.cancel()
+                _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
+                if stuck:
+                    logger.error("%d handler(s) ignore cancellation; abandoning them", len(stuck))
+        self._counters.abandoned = self._buffered
+        unacked = self._buffered + self._counters.ack_failures
+        if unacked and self._config.redeliver_on_stop:
+            try:
+                await self._consumer.redeliver_unacknowledged_messages()
+            except Exception:
+                logger.warning("redeliver_unacknowledged_messages failed at stop", exc_info=True)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until no handler runs, no key waits for a slot and no retry is pending.
+
+        Parked keys do not count (they need :meth:`resume`); messages the consumer has not handed
+        out yet are invisible here, so tests wait for their expected counts as well.
+
+        Raises:
+            TimeoutError: still busy after ``timeout`` seconds.
+        """
+        if timeout is None:
+            await self._idle.wait()
+            return
+        async with asyncio.timeout(timeout):
+            await self._idle.wait()
+
+    def resume(self, key: str) -> None:
+        """Un-park ``key``: its stopped message gets a fresh ``max_attempts`` attempts.
+
+        Raises:
+            InvalidArgumentError: ``key`` is not parked.
+            RuntimeError: the lanes are not running.
+        """
+        if self._phase is not _Phase.RUNNING:
+            raise RuntimeError(f"cannot resume {key!r}: Lanes are {self._phase.value}")
+        lane = self._lanes.get(key)
+        if lane is None or lane.state is not LaneState.PARKED:
+            raise InvalidArgumentError(f"key {key!r} is not parked")
+        lane.attempt = 0
+        lane.last_error = ""
+        self._schedule(lane)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _receive_loop(self) -> None:
+        consumer = self._consumer
+        cap = self._config.max_buffered_total
+        since_yield = 0
+        delay = _RECEIVE_RETRY_MIN
+        while True:
+            if self._buffered >= cap:
+                self._space.clear()
+                await self._space.wait()
+                continue
+            try:
+                message = await consumer.receive()
+            except AlreadyClosedError:
+                logger.warning("consumer %s is closed; lanes stop receiving", self._consumer_name)
+                self._receiving = False
+                return
+            except Exception:
+                self._counters.receive_errors += 1
+                logger.warning("receive() failed; retrying in %gs", delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECEIVE_RETRY_MAX)
+                continue
+            delay = _RECEIVE_RETRY_MIN
+            self._admit(message)
+            since_yield += 1
+            if since_yield >= _RECEIVE_BATCH:
+                since_yield = 0
+                await asyncio.sleep(0)
+
+    def _receiver_done(self, task: asyncio.Task[None]) -> None:
+        self._receiving = False
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("lanes receive loop crashed", exc_info=task.exception())
+
+    def _admit(self, message: Message) -> None:
+        self._counters.received += 1
+        key_of = self._key_of
+        if key_of is None:
+            key = message.sticky_key
+        else:
+            try:
+                key = key_of(message)
+                if type(key) is not str:
+                    raise TypeError(f"key_of returned {type(key).__name__}, not str")
+            except Exception:
+                logger.exception("key_of failed for %s; using its sticky_key", message.message_id)
+                key = message.sticky_key
+        self._buffered += 1
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = Lane(key)
+            lane.queue.append(message)
+            self._lanes[key] = lane
+            self._schedule(lane)
+        else:
+            lane.queue.append(message)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _schedule(self, lane: Lane) -> None:
+        """Make ``lane``'s head runnable: start a worker for it or queue it for a free slot."""
+        if self._phase is not _Phase.RUNNING:
+            lane.state = LaneState.WAITING
+            return
+        if self._active < self._config.max_in_flight:
+            lane.state = LaneState.RUNNING
+            self._active += 1
+            self._idle.clear()
+            assert self._loop is not None
+            task = self._loop.create_task(self._work(lane))
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        else:
+            lane.state = LaneState.WAITING
+            self._ready.append(lane)
+
+    async def _work(self, lane: Lane) -> None:
+        """A worker: process heads of ``lane`` and then of ready lanes until none is left.
+
+        When other keys wait for a slot the worker rotates to them after each message, so a
+        busy key cannot monopolise a slot.
+        """
+        current: Lane | None = lane
+        try:
+            while current is not None:
+                runnable = await self._process(current)
+                ready = self._ready
+                if self._phase is not _Phase.RUNNING:
+                    if current.state is LaneState.RUNNING:
+                        current.state = LaneState.WAITING
+                    return
+                if runnable:
+                    if ready:
+                        current.state = LaneState.WAITING
+                        ready.append(current)
+                        current = ready.popleft()
+                        current.state = LaneState.RUNNING
+                elif ready:
+                    current = ready.popleft()
+                    current.state = LaneState.RUNNING
+                else:
+                    current = None
+        finally:
+            self._active -= 1
+            if current is not None and current.state is LaneState.RUNNING:
+                current.state = LaneState.WAITING  # cancelled at shutdown (or a bug)
+            if self._phase is _Phase.RUNNING and self._ready:
+                # Only reached if a worker died unexpectedly: hand its slot on.
+                self._schedule(self._ready.popleft())
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self._active == 0 and self._retry_pending == 0:
+            self._idle.set()
+
+    async def _process(self, lane: Lane) -> bool:
+        """One attempt at ``lane``'s head; returns whether the lane can run again right away."""
+        message = lane.queue[0]
+        assert self._loop is not None
+        if lane.attempt == 0:
+            lane.first_start = self._loop.time()
+        lane.attempt += 1
+        config = self._config
+        context = HandlerContext(lane.key, lane.attempt, self._consumer_name)
+        error = await run_attempt(self._handler, message, context, config.handler_timeout)
+        counters = self._counters
+        if error is None:
+            counters.completed += 1
+            await self._ack(message)
+            return self._finish_head(lane)
+        counters.failed += 1
+        if isinstance(error, HandlerTimeoutError):
+            counters.timed_out += 1
+        lane.last_error = describe_error(error)
+        if self._phase is not _Phase.RUNNING:
+            return False  # shutting down: no retry, the message stays unacked
+        if lane.attempt < config.max_attempts:
+            logger.debug("key %r attempt %d failed: %s", lane.key, lane.attempt, lane.last_error)
+            counters.retried += 1
+            self._retry_pending += 1
+            lane.state = LaneState.RETRY
+            lane.retry_handle = self._loop.call_later(
+                config.backoff(lane.attempt), self._retry_due, lane
+            )
+            return False
+        if config.on_exhausted is ExhaustedPolicy.PARK:
+            self._park(lane, f"failed {lane.attempt} attempt(s)")
+            return False
+        if not await self._dead_letter(lane, message, error):
+            self._park(lane, "dead-letter sink failed")
+            return False
+        await self._ack(message)
+        return self._finish_head(lane)
+
+    def _finish_head(self, lane: Lane) -> bool:
+        """Drop the finished head; returns whether the lane has another message."""
+        lane.queue.popleft()
+        lane.attempt = 0
+        self._buffered -= 1
+        if not self._space.is_set() and self._buffered < self._config.max_buffered_total:
+            self._space.set()
+        if lane.queue:
+            return True
+        del self._lanes[lane.key]
+        return False
+
+    def _retry_due(self, lane: Lane) -> None:
+        lane.retry_handle = None
+        self._retry_pending -= 1
+        self._schedule(lane)
+        self._check_idle()
+
+    def _park(self, lane: Lane, why: str) -> None:
+        lane.state = LaneState.PARKED
+        self._counters.parked += 1
+        logger.warning(
+            "key %r parked (%s; last error: %s); %d message(s) held",
+            lane.key,
+            why,
+            lane.last_error,
+            len(lane.queue),
+        )
+
+    async def _ack(self, message: Message) -> None:
+        try:
+            await self._consumer.acknowledge(message)
+        except Exception:
+            self._counters.ack_failures += 1
+            logger.warning(
+                "acknowledge(%s) failed; left for redelivery", message.message_id, exc_info=True
+            )
+        else:
+            self._counters.acked += 1
+
+    async def _dead_letter(self, lane: Lane, message: Message, error: BaseException) -> bool:
+        assert self._sink is not None
+        logger.warning(
+            "key %r: dead-lettering %s after %d attempt(s): %s",
+            lane.key,
+            message.message_id,
+            lane.attempt,
+            lane.last_error,
+        )
+        timeout = self._config.handler_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self._sink(message, error, lane.attempt)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            self._counters.dead_letter_failures += 1
+            return False
+        except Exception as exc:
+            self._counters.dead_letter_failures += 1
+            lane.last_error = f"dead-letter sink: {describe_error(exc)}"
+            logger.warning("dead-letter sink failed for %s", message.message_id, exc_info=True)
+            return False
+        self._counters.dead_lettered += 1
+        return True
+
+    # ------------------------------------------------------------------ introspection
+
+    def stats(self) -> LaneStats:
+        """A frozen snapshot of the current state and counters (O(number of buffered keys))."""
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        config = self._config
+        per_key = config.max_buffered_per_key
+        depths: dict[str, int] = {}
+        ages: dict[str, float] = {}
+        parked: dict[str, str] = {}
+        in_flight: list[str] = []
+        retrying: list[str] = []
+        waiting: list[str] = []
+        full: list[str] = []
+        overflow = 0
+        for key, lane in self._lanes.items():
+            depth = len(lane.queue)
+            depths[key] = depth
+            if depth >= per_key:
+                full.append(key)
+                overflow += depth - per_key
+            state = lane.state
+            if state is LaneState.RUNNING or state is LaneState.RETRY:
+                (in_flight if state is LaneState.RUNNING else retrying).append(key)
+                ages[key] = now - lane.first_start if lane.attempt else 0.0
+            elif state is LaneState.WAITING:
+                waiting.append(key)
+            else:
+                parked[key] = lane.last_error
+        c = self._counters
+        return LaneStats(
+            time=now,
+            state=self._phase.value,
+            receiving=self._receiving,
+            buffered=self._buffered,
+            in_flight_keys=frozenset(in_flight),
+            retrying_keys=frozenset(retrying),
+            waiting_keys=frozenset(waiting),
+            queue_depths=MappingProxyType(depths),
+            in_flight_age=MappingProxyType(ages),
+            stalled_keys=frozenset(k for k, age in ages.items() if age > config.stall_threshold),
+            parked_keys=MappingProxyType(parked),
+            full_keys=frozenset(full),
+            overflow=overflow,
+            received=c.received,
+            completed=c.completed,
+            failed=c.failed,
+            timed_out=c.timed_out,
+            retried=c.retried,
+            dead_lettered=c.dead_lettered,
+            dead_letter_failures=c.dead_letter_failures,
+            parked=c.parked,
+            acked=c.acked,
+            ack_failures=c.ack_failures,
+            abandoned=c.abandoned,
+            receive_errors=c.receive_errors,
+        )
