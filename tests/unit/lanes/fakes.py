@@ -15,7 +15,7 @@ from datetime import datetime
 
 from keylane.brokers.base import Consumer, Duration, Message, MessageId, Producer
 from keylane.errors import AlreadyClosedError, CumulativeAckNotAllowedError
-from keylane.lanes import HandlerContext
+from keylane.lanes import HandlerContext, Lanes
 
 TOPIC = "persistent://public/default/lanes-test"
 
@@ -266,3 +266,22 @@ class Probe:
     def completed_seqs(self, key: str) -> list[int]:
         """Sequence numbers of ``key`` whose handler succeeded, in completion order."""
         return [seq for k, seq in self.completions if k == key]
+
+
+async def run_until(lanes: Lanes, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait until lanes are idle and ``condition()`` holds (``timeout`` in loop seconds)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            await lanes.wait_idle()
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``condition()`` every 10 ms (loop time) until it holds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)

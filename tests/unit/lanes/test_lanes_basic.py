@@ -16,7 +16,7 @@ from keylane.lanes import (
     Lanes,
     LaneStats,
 )
-from tests.unit.lanes.fakes import FakeConsumer, Probe, make_message, seq_of
+from tests.unit.lanes.fakes import FakeConsumer, Probe, make_message, run_until, seq_of
 
 PARK = LaneConfig(on_exhausted=ExhaustedPolicy.PARK)
 
@@ -32,16 +32,6 @@ def interleaved(keys: list[str], per_key: int) -> list[Message]:
         for key in keys:
             out.append(make_message(key, seq, entry=len(out)))
     return out
-
-
-async def run_until(lanes: Lanes, condition, timeout: float = 60.0) -> None:
-    """Wait (loop time) until ``condition()`` holds and lanes are idle."""
-    async with asyncio.timeout(timeout):
-        while True:
-            await lanes.wait_idle()
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 # ---------------------------------------------------------------- construction
