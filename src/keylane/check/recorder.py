@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Protocol, Self, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from keylane.check.records import (
     ERROR,
@@ -216,7 +216,7 @@ def recorded(
     recorder: HistoryRecorder,
     *,
     seq_of: Callable[[Message], int] = property_seq,
-) -> Callable[[Message, C], Awaitable[R]]:
+) -> Callable[[Message, C], Coroutine[Any, Any, R]]:
     """Wrap a handler so that each call is recorded as one :class:`Attempt`.
 
     The outcome is ``"ok"`` when the handler returns, ``"timeout"`` when it is cancelled (a

@@ -50,7 +50,6 @@ def check_command(
 
     Exit codes: 0 no anomaly, 1 anomalies found, 2 unreadable or malformed input.
     """
-    err = Console(stderr=True)
     try:
         history = read_history(files, skip_malformed=skip_malformed)
         counter_values = None if counters is None else read_counters(counters)
@@ -58,19 +57,15 @@ def check_command(
             history, counters=counter_values, strict_order=strict_order, max_examples=max_examples
         )
     except (HistoryFormatError, InvalidArgumentError) as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as exc:
-        err.print(
-            f"[red]error:[/red] cannot read {exc.filename or ''}: {exc.strerror or exc}",
-            markup=True,
-            highlight=False,
-        )
+        typer.echo(f"error: cannot read {exc.filename or ''}: {exc.strerror or exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     for skipped in history.skipped[:_SHOWN_SKIPPED]:
-        err.print(f"warning: skipped {skipped}", highlight=False)
+        typer.echo(f"warning: skipped {skipped}", err=True)
     if len(history.skipped) > _SHOWN_SKIPPED:
-        err.print(f"warning: ... {len(history.skipped) - _SHOWN_SKIPPED} more lines skipped")
+        typer.echo(f"warning: ... {len(history.skipped) - _SHOWN_SKIPPED} more skipped", err=True)
     if json_output:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:

@@ -182,6 +182,16 @@ class TestOrder:
         assert report.excused_order_count == 1
         assert report.excused_order == [OrderViolation("k", 2, "k/2", 9, 1, "k/1", 10)]
 
+    def test_a_failure_starting_with_the_success_excuses(self):
+        # Given seq 1 failing on c1 while it succeeds on c2, both starting at t=5
+        h = history(
+            attempt("k", 2, 0, 1),
+            attempt("k", 1, 5, 7, "error", consumer="c1"),
+            attempt("k", 1, 5, 6, consumer="c2"),
+        )
+        report = check(h)
+        assert (report.order_count, report.excused_order_count) == (0, 1)
+
     def test_a_failure_after_the_success_excuses_nothing(self):
         # Given seq 1 succeeding once, then failing in a duplicate delivery
         h = history(
