@@ -1,0 +1,348 @@
+"""``MemoryBroker``: the embedded in-process broker with Pulsar 4.0.x consumer semantics.
+
+It owns the topics (partitioned or not), creates producers and consumers, and enforces the
+subscribe-time rules (argument ranges, subscription type binding, Exclusive busy, STICKY range
+conflicts) atomically: a rejected subscribe changes nothing. All work happens on the event loop
+that first uses the broker; time is that loop's clock, so tests can run it on virtual time.
+
+Imports the other modules of this package; no other backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping
+
+from keylane.brokers.base import (
+    BatchingType,
+    Broker,
+    Consumer,
+    DeadLetterPolicy,
+    Duration,
+    InitialPosition,
+    KeySharedPolicy,
+    Producer,
+    SubscriptionType,
+    normalize_topic,
+    to_seconds,
+)
+from keylane.brokers.memory.config import MemoryBrokerConfig
+from keylane.brokers.memory.consumer import MemoryConsumer
+from keylane.brokers.memory.producer import MemoryProducer
+from keylane.brokers.memory.storage import Cursor, TopicLog, partition_index
+from keylane.brokers.memory.subscription import BrokerConsumer, Subscription
+from keylane.errors import AlreadyClosedError, BrokerError, InvalidArgumentError
+
+__all__ = ["MemoryBroker"]
+
+#: Minimum ack timeout of the C++/Python client.
+_MIN_ACK_TIMEOUT = 10.0
+#: Minimum negative-ack redelivery delay of the C++/Python client.
+_MIN_NACK_DELAY = 0.1
+#: C++ ``maxTotalReceiverQueueSizeAcrossPartitions`` default.
+_MAX_TOTAL_RECEIVER_QUEUE = 50000
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_subscribe_args(
+    subscription: object,
+    subscription_type: object,
+    consumer_name: object,
+    receiver_queue_size: object,
+    priority_level: object,
+) -> None:
+    if not isinstance(subscription, str) or not subscription.strip():
+        raise InvalidArgumentError("subscription name must be a non-empty str")
+    if not isinstance(subscription_type, SubscriptionType):
+        raise InvalidArgumentError(f"unknown subscription_type {subscription_type!r}")
+    if consumer_name is not None and (not isinstance(consumer_name, str) or not consumer_name):
+        raise InvalidArgumentError("consumer_name must be a non-empty str or None")
+    if not _is_int(receiver_queue_size) or receiver_queue_size < 1:  # type: ignore[operator]
+        raise InvalidArgumentError(
+            f"receiver_queue_size must be an int >= 1, got {receiver_queue_size!r}"
+        )
+    if not _is_int(priority_level) or priority_level < 0:  # type: ignore[operator]
+        raise InvalidArgumentError(f"priority_level must be an int >= 0, got {priority_level!r}")
+
+
+class MemoryBroker(Broker):
+    """An in-process broker with Apache Pulsar 4.0.x consumer-side semantics.
+
+    Example:
+        >>> async with MemoryBroker() as broker:  # doctest: +SKIP
+        ...     producer = await broker.create_producer("orders")
+        ...     consumer = await broker.subscribe("orders", "svc",
+        ...                                       subscription_type=SubscriptionType.KEY_SHARED)
+
+    Args:
+        config: broker knobs (Pulsar defaults when omitted).
+    """
+
+    def __init__(self, config: MemoryBrokerConfig | None = None) -> None:
+        if config is not None and not isinstance(config, MemoryBrokerConfig):
+            raise InvalidArgumentError(f"config must be a MemoryBrokerConfig, not {config!r}")
+        self.config = config or MemoryBrokerConfig()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._logs: dict[str, TopicLog] = {}
+        self._partitioned: dict[str, int] = {}
+        self._ledger_ids = itertools.count(1)
+        self._names = itertools.count(1)
+        self._producers: set[MemoryProducer] = set()
+        self._consumers: set[MemoryConsumer] = set()
+        self._dlq_producers: dict[str, MemoryProducer] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<MemoryBroker topics={len(self._logs)} closed={self._closed}>"
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise AlreadyClosedError("the broker is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise BrokerError("this MemoryBroker is bound to another event loop")
+        return loop
+
+    # ------------------------------------------------------------------ topics
+
+    async def create_topic(self, topic: str, partitions: int = 0) -> None:
+        self._bind()
+        full = normalize_topic(topic)
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 0:
+            raise InvalidArgumentError(f"partitions must be an int >= 0, got {partitions!r}")
+        existing = self._partitioned.get(full)
+        if existing is not None:
+            if existing != partitions:
+                raise InvalidArgumentError(
+                    f"topic {full} already exists with {existing} partitions"
+                )
+            return
+        if full in self._logs:
+            if partitions:
+                raise InvalidArgumentError(f"topic {full} already exists, not partitioned")
+            return
+        if partitions == 0:
+            self._new_log(full)
+            return
+        if partition_index(full) >= 0:
+            raise InvalidArgumentError(
+                f"a partitioned topic name must not contain '-partition-': {full}"
+            )
+        self._partitioned[full] = partitions
+        for i in range(partitions):
+            self._new_log(f"{full}-partition-{i}")
+
+    async def topic_partitions(self, topic: str) -> list[str]:
+        self._bind()
+        full = normalize_topic(topic)
+        n = self._partitioned.get(full)
+        if n is None:
+            return [full]
+        return [f"{full}-partition-{i}" for i in range(n)]
+
+    def _new_log(self, name: str) -> TopicLog:
+        log = TopicLog(name, partition_index(name), next(self._ledger_ids))
+        self._logs[name] = log
+        return log
+
+    def _resolve(self, topic: str) -> tuple[str, list[TopicLog], bool]:
+        """Fully qualified name, logs (one per partition) and whether it is partitioned."""
+        full = normalize_topic(topic)
+        n = self._partitioned.get(full)
+        if n is not None:
+            return full, [self._logs[f"{full}-partition-{i}"] for i in range(n)], True
+        log = self._logs.get(full)
+        if log is None:
+            log = self._new_log(full)
+        return full, [log], False
+
+    # ------------------------------------------------------------------ producers
+
+    async def create_producer(
+        self,
+        topic: str,
+        *,
+        batching: BatchingType | None = BatchingType.KEY_BASED,
+        batching_max_messages: int = 1000,
+        batching_max_publish_delay: Duration = 0.01,
+        producer_name: str | None = None,
+    ) -> Producer:
+        loop = self._bind()
+        if batching is not None and not isinstance(batching, BatchingType):
+            raise InvalidArgumentError(f"batching must be a BatchingType or None, not {batching!r}")
+        if (
+            isinstance(batching_max_messages, bool)
+            or not isinstance(batching_max_messages, int)
+            or batching_max_messages < 1
+        ):
+            raise InvalidArgumentError(
+                f"batching_max_messages must be an int >= 1, got {batching_max_messages!r}"
+            )
+        delay = to_seconds(batching_max_publish_delay, "batching_max_publish_delay")
+        if producer_name is not None and (not isinstance(producer_name, str) or not producer_name):
+            raise InvalidArgumentError("producer_name must be a non-empty str or None")
+        full, logs, partitioned = self._resolve(topic)
+        producer = MemoryProducer(
+            loop=loop,
+            topic=full,
+            logs=logs,
+            partitioned=partitioned,
+            batching=batching,
+            batching_max_messages=batching_max_messages,
+            batching_max_publish_delay=delay,
+            name=producer_name or f"memory-producer-{next(self._names)}",
+            on_close=self._producers.discard,
+        )
+        self._producers.add(producer)
+        return producer
+
+    def _publish_dead_letter(
+        self,
+        topic: str,
+        initial_subscription: str | None,
+        data: bytes,
+        key: str | None,
+        ordering_key: str | None,
+        properties: Mapping[str, str],
+        event_time: float | None,
+    ) -> None:
+        producer = self._dlq_producers.get(topic)
+        if producer is None:
+            loop = self._loop
+            assert loop is not None
+            full, logs, partitioned = self._resolve(topic)
+            if initial_subscription:
+                for log in logs:
+                    self._subscription(log, initial_subscription, InitialPosition.EARLIEST, loop)
+            producer = MemoryProducer(
+                loop=loop,
+                topic=full,
+                logs=logs,
+                partitioned=partitioned,
+                batching=None,
+                batching_max_messages=1,
+                batching_max_publish_delay=0.0,
+                name=f"memory-dlq-producer-{next(self._names)}",
+                on_close=lambda p: None,
+            )
+            self._dlq_producers[topic] = producer
+        producer._publish_now(data, key, ordering_key, properties, event_time)
+
+    # ------------------------------------------------------------------ consumers
+
+    def _subscription(
+        self,
+        log: TopicLog,
+        name: str,
+        initial_position: InitialPosition,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Subscription:
+        sub = log.subscriptions.get(name)
+        if sub is None:
+            start = log.end - 1 if initial_position is InitialPosition.LATEST else log.base - 1
+            sub = Subscription(log, name, Cursor(start), loop, self.config)
+            log.subscriptions[name] = sub
+        return sub
+
+    async def subscribe(
+        self,
+        topic: str,
+        subscription: str,
+        *,
+        subscription_type: SubscriptionType = SubscriptionType.EXCLUSIVE,
+        consumer_name: str | None = None,
+        receiver_queue_size: int = 1000,
+        ack_timeout: Duration | None = None,
+        negative_ack_redelivery_delay: Duration = 60.0,
+        dead_letter_policy: DeadLetterPolicy | None = None,
+        key_shared_policy: KeySharedPolicy | None = None,
+        priority_level: int = 0,
+        initial_position: InitialPosition = InitialPosition.LATEST,
+    ) -> Consumer:
+        loop = self._bind()
+        full = normalize_topic(topic)
+        _check_subscribe_args(
+            subscription, subscription_type, consumer_name, receiver_queue_size, priority_level
+        )
+        timeout = None if ack_timeout is None else to_seconds(ack_timeout, "ack_timeout")
+        if timeout is not None and timeout < _MIN_ACK_TIMEOUT:
+            raise InvalidArgumentError(
+                f"ack_timeout should be greater than 10 seconds (or None), got {timeout}"
+            )
+        nack_delay = to_seconds(negative_ack_redelivery_delay, "negative_ack_redelivery_delay")
+        if nack_delay < _MIN_NACK_DELAY:
+            raise InvalidArgumentError(
+                f"negative_ack_redelivery_delay must be at least 0.1 s, got {nack_delay}"
+            )
+        if dead_letter_policy is not None and not isinstance(dead_letter_policy, DeadLetterPolicy):
+            raise InvalidArgumentError("dead_letter_policy must be a DeadLetterPolicy or None")
+        if key_shared_policy is not None and not isinstance(key_shared_policy, KeySharedPolicy):
+            raise InvalidArgumentError("key_shared_policy must be a KeySharedPolicy or None")
+        if not isinstance(initial_position, InitialPosition):
+            raise InvalidArgumentError(f"unknown initial_position {initial_position!r}")
+        policy = None
+        if subscription_type is SubscriptionType.KEY_SHARED:
+            policy = key_shared_policy or KeySharedPolicy()
+
+        full, logs, _ = self._resolve(full)
+        name = consumer_name or f"consumer-{next(self._names)}"
+        queue_size = receiver_queue_size
+        if len(logs) > 1:
+            queue_size = max(min(queue_size, _MAX_TOTAL_RECEIVER_QUEUE // len(logs)), 1)
+        consumer = MemoryConsumer(
+            loop=loop,
+            topic=full,
+            subscription=subscription,
+            name=name,
+            sub_type=subscription_type,
+            ack_timeout=timeout,
+            nack_delay=nack_delay,
+            dead_letter_policy=dead_letter_policy,
+            publish_dead_letter=self._publish_dead_letter,
+            on_close=self._consumers.discard,
+        )
+        created: list[Subscription] = []
+        parts: list[BrokerConsumer] = []
+        for log in logs:
+            existed = subscription in log.subscriptions
+            sub = self._subscription(log, subscription, initial_position, loop)
+            if not existed:
+                created.append(sub)
+            parts.append(
+                BrokerConsumer(
+                    consumer, sub, name, subscription_type, queue_size, priority_level, policy
+                )
+            )
+        try:
+            for part in parts:
+                part.sub.check(part)
+        except BaseException:
+            for sub in created:
+                sub.delete()
+            raise
+        consumer._attach(parts)
+        for part in parts:
+            part.sub.add(part)
+        self._consumers.add(consumer)
+        return consumer
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        for consumer in list(self._consumers):
+            await consumer.close()
+        for producer in list(self._producers):
+            await producer.close()
+        for log in self._logs.values():
+            for sub in log.subscriptions.values():
+                if sub.dispatcher is not None:
+                    sub.dispatcher.close()
+        self._closed = True
