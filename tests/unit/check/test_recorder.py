@@ -232,6 +232,18 @@ class TestRecorded:
         assert calls == []
         assert recorder.history().attempts == []
 
+    async def test_lanes_handler_context_is_accepted(self):
+        from keylane.lanes import HandlerContext
+
+        recorder = HistoryRecorder(clock=ticking_clock())
+
+        async def handler(msg: Message, ctx: HandlerContext) -> None:
+            return None
+
+        await recorded(handler, recorder)(message(seq=4), HandlerContext("u1", 3, "c2"))
+        [a] = recorder.history().attempts
+        assert (a.key, a.consumer, a.seq, a.attempt, a.outcome) == ("u1", "c2", 4, 3, "ok")
+
     async def test_custom_seq_of(self):
         recorder = HistoryRecorder()
 
