@@ -7,6 +7,8 @@ that needs a service it cannot reach is skipped on a developer machine but fails
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import socket
 from urllib.parse import urlparse
@@ -60,3 +62,16 @@ def pulsar_admin_url(pulsar_url: str) -> str:
 def redis_url() -> str:
     """URL of the real redis-server (``redis://127.0.0.1:6390/0``)."""
     return _service_url(REDIS_URL_ENV, 6379, "Redis")
+
+
+@pytest.fixture(autouse=True)
+def _no_implicit_event_loop(request: pytest.FixtureRequest) -> None:
+    """Stop a sync test from leaking an unclosed event loop.
+
+    looptime 0.9's ``pytest_pyfunc_call`` asks the policy for the event loop even in sync tests,
+    which makes asyncio create one that nobody closes; its ``ResourceWarning`` then fails a later
+    test under ``filterwarnings = error``. Marking the loop as explicitly unset makes that call
+    raise (looptime handles it) instead.
+    """
+    if not inspect.iscoroutinefunction(request.function):
+        asyncio.set_event_loop(None)
