@@ -1,0 +1,147 @@
+"""A minimal client of Pulsar's admin REST API (``/admin/v2``), on the standard library.
+
+The binary protocol cannot create partitioned topics or report a subscription's type, so the
+backend asks the broker's web service: create topics, read a topic's partition count, read
+subscription stats and delete topics. Requests run in a worker thread (``asyncio.to_thread``) so
+the event loop never blocks.
+
+Imports no backend and not ``pulsar``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote
+
+from keylane.errors import (
+    BrokerConnectionError,
+    BrokerError,
+    InvalidArgumentError,
+    OperationTimeoutError,
+    TopicNotFoundError,
+)
+
+__all__ = ["PulsarAdmin", "topic_path"]
+
+
+def topic_path(topic: str) -> str:
+    """The admin path of a fully qualified topic: ``persistent/tenant/ns/name``."""
+    domain, _, rest = topic.partition("://")
+    tenant, namespace, local = rest.split("/", 2)
+    return "/".join(quote(part, safe="") for part in (domain, tenant, namespace, local))
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class PulsarAdmin:
+    """Admin REST calls against ``base_url`` (e.g. ``http://127.0.0.1:8080``).
+
+    Args:
+        base_url: the broker's web service URL.
+        timeout: seconds per request.
+    """
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: object = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/admin/v2/{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            with contextlib.suppress(ValueError, AttributeError):
+                text = json.loads(text).get("reason", text)
+            raise _HttpError(exc.code, text) from None
+        except TimeoutError as exc:
+            raise OperationTimeoutError(
+                f"Pulsar admin {method} {path} timed out after {self.timeout}s"
+            ) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise BrokerConnectionError(
+                f"cannot reach the Pulsar admin API at {self.base_url}: {exc}"
+            ) from exc
+        return json.loads(payload) if payload else None
+
+    async def _call(self, method: str, path: str, body: object = None) -> Any:
+        return await asyncio.to_thread(self._request, method, path, body)
+
+    async def create_topic(self, topic: str, partitions: int) -> None:
+        """Create ``topic`` (fully qualified); idempotent for the same partition count.
+
+        Raises:
+            InvalidArgumentError: the topic exists with another partition count, or the broker
+                rejects the name.
+            BrokerConnectionError: the admin API cannot be reached.
+        """
+        path = topic_path(topic)
+        try:
+            if partitions:
+                await self._call("PUT", f"{path}/partitions", partitions)
+            else:
+                await self._call("PUT", path)
+            return
+        except _HttpError as exc:
+            if exc.status == 412 or exc.status == 400:
+                raise InvalidArgumentError(f"cannot create topic {topic}: {exc.body}") from None
+            if exc.status != 409:
+                raise BrokerError(f"cannot create topic {topic}: {exc}") from None
+        existing = await self.partitions(topic)
+        if existing != partitions:
+            kind = f"{existing} partitions" if existing else "non-partitioned"
+            raise InvalidArgumentError(f"topic {topic} already exists ({kind})")
+
+    async def partitions(self, topic: str) -> int:
+        """The partition count of ``topic`` (0 if it is not partitioned or does not exist)."""
+        try:
+            reply = await self._call("GET", f"{topic_path(topic)}/partitions")
+        except _HttpError as exc:
+            raise BrokerError(f"cannot read the partitions of {topic}: {exc}") from None
+        return int(reply.get("partitions", 0)) if isinstance(reply, dict) else 0
+
+    async def subscription_stats(self, topic: str, subscription: str) -> dict[str, Any] | None:
+        """Stats of one subscription of a topic (of partition 0 if partitioned), or None."""
+        name = topic
+        if await self.partitions(topic):
+            name = f"{topic}-partition-0"
+        try:
+            stats = await self._call("GET", f"{topic_path(name)}/stats")
+        except (_HttpError, BrokerError):
+            return None
+        subscriptions = stats.get("subscriptions", {}) if isinstance(stats, dict) else {}
+        found = subscriptions.get(subscription)
+        return found if isinstance(found, dict) else None
+
+    async def delete_topic(self, topic: str, *, force: bool = True) -> None:
+        """Delete ``topic`` (all partitions); ``force`` also drops its subscriptions.
+
+        Raises:
+            TopicNotFoundError: there is no such topic.
+        """
+        partitioned = await self.partitions(topic)
+        suffix = "/partitions" if partitioned else ""
+        flag = "true" if force else "false"
+        try:
+            await self._call("DELETE", f"{topic_path(topic)}{suffix}?force={flag}")
+        except _HttpError as exc:
+            if exc.status == 404:
+                raise TopicNotFoundError(f"topic {topic} does not exist") from None
+            raise BrokerError(f"cannot delete topic {topic}: {exc}") from None

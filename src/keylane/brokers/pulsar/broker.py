@@ -1,0 +1,402 @@
+"""``PulsarBroker``: keylane's broker contract over a real Apache Pulsar (``pulsar.asyncio``).
+
+How the contract maps onto the official client (pulsar-client 3.13):
+
+* ``subscription_type`` -> ``ConsumerType``; ``key_shared_policy`` -> ``ConsumerKeySharedPolicy``;
+  ``dead_letter_policy`` -> ``ConsumerDeadLetterPolicy``; durations -> the client's milliseconds.
+* ``batching=None`` disables batching; KEY_BASED and DEFAULT enable it with that batching type.
+* Routing on partitioned topics uses a custom ``message_router``
+  (:class:`~keylane.brokers.pulsar._convert.PartitionRouter`): Murmur3_32 of the partition key,
+  as the embedded broker and Java clients configured with ``Murmur3_32Hash`` do.
+* Topics with partitions are created with the admin REST API; subscribe errors are translated to
+  keylane's errors. A ``ConsumerBusy`` answer carries no reason in the Python client, so the
+  subscription's stats (admin API) tell a type/policy mismatch from an occupied Exclusive
+  subscription.
+* ``priority_level`` other than 0 is rejected: the Python client cannot send it.
+
+Part of the Pulsar backend; imports ``pulsar`` and no other backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from urllib.parse import urlparse
+
+import pulsar
+from pulsar.asyncio import Client, PulsarException
+
+from keylane.brokers.base import (
+    BatchingType,
+    Broker,
+    Consumer,
+    DeadLetterPolicy,
+    Duration,
+    InitialPosition,
+    KeySharedMode,
+    KeySharedPolicy,
+    Producer,
+    SubscriptionType,
+    normalize_topic,
+    to_seconds,
+)
+from keylane.brokers.pulsar._admin import PulsarAdmin
+from keylane.brokers.pulsar._convert import (
+    PartitionRouter,
+    check_producer_args,
+    check_subscribe_args,
+    to_millis,
+)
+from keylane.brokers.pulsar._errors import result_name, translate
+from keylane.brokers.pulsar.consumer import PulsarConsumer
+from keylane.brokers.pulsar.producer import PulsarProducer
+from keylane.errors import (
+    AlreadyClosedError,
+    BrokerConnectionError,
+    BrokerError,
+    ConsumerBusyError,
+    InvalidArgumentError,
+    SubscriptionTypeMismatchError,
+)
+
+__all__ = ["PulsarBroker"]
+
+_CONSUMER_TYPES = {
+    SubscriptionType.EXCLUSIVE: pulsar.ConsumerType.Exclusive,
+    SubscriptionType.SHARED: pulsar.ConsumerType.Shared,
+    SubscriptionType.FAILOVER: pulsar.ConsumerType.Failover,
+    SubscriptionType.KEY_SHARED: pulsar.ConsumerType.KeyShared,
+}
+_KEY_SHARED_MODES = {
+    KeySharedMode.AUTO_SPLIT: pulsar.KeySharedMode.AutoSplit,
+    KeySharedMode.STICKY: pulsar.KeySharedMode.Sticky,
+}
+_POSITIONS = {
+    InitialPosition.LATEST: pulsar.InitialPosition.Latest,
+    InitialPosition.EARLIEST: pulsar.InitialPosition.Earliest,
+}
+_LOG_LEVELS = {
+    "debug": pulsar.LoggerLevel.Debug,
+    "info": pulsar.LoggerLevel.Info,
+    "warn": pulsar.LoggerLevel.Warn,
+    "error": pulsar.LoggerLevel.Error,
+}
+#: The client's per-producer pending-message limit (``max_pending_messages``).
+_MAX_PENDING = 1000
+
+
+class PulsarBroker(Broker):
+    """A connection to a real Apache Pulsar 4.x broker.
+
+    Use it as ``async with PulsarBroker("pulsar://127.0.0.1:6650") as broker``; the constructor
+    does no I/O, entering (or the first call) connects.
+
+    Args:
+        service_url: ``pulsar://host:port`` or ``pulsar+ssl://host:port``.
+        admin_url: the broker's web service, for creating partitioned topics and reading
+            subscription stats.
+        operation_timeout: seconds for client operations (lookups, subscribe, ...).
+        connection_timeout: seconds to establish a connection.
+        io_threads: the client's I/O threads.
+        log_level: the client's own log level ("debug", "info", "warn", "error"); the C++
+            client writes these lines to standard output.
+    """
+
+    def __init__(
+        self,
+        service_url: str,
+        *,
+        admin_url: str = "http://127.0.0.1:8080",
+        operation_timeout: Duration = 30.0,
+        connection_timeout: Duration = 10.0,
+        io_threads: int = 1,
+        log_level: str = "warn",
+    ) -> None:
+        parsed = urlparse(service_url) if isinstance(service_url, str) else None
+        if parsed is None or parsed.scheme not in ("pulsar", "pulsar+ssl") or not parsed.hostname:
+            raise InvalidArgumentError(
+                f"service_url must look like 'pulsar://host:6650', got {service_url!r}"
+            )
+        if not isinstance(admin_url, str) or urlparse(admin_url).scheme not in ("http", "https"):
+            raise InvalidArgumentError(f"admin_url must be an http(s) URL, got {admin_url!r}")
+        if log_level not in _LOG_LEVELS:
+            raise InvalidArgumentError(f"log_level must be one of {sorted(_LOG_LEVELS)}")
+        if isinstance(io_threads, bool) or not isinstance(io_threads, int) or io_threads < 1:
+            raise InvalidArgumentError(f"io_threads must be an int >= 1, got {io_threads!r}")
+        self.service_url = service_url
+        self.admin_url = admin_url
+        self._host = parsed.hostname
+        self._port = parsed.port or (6651 if parsed.scheme == "pulsar+ssl" else 6650)
+        self._operation_timeout = to_seconds(operation_timeout, "operation_timeout")
+        self._connection_timeout = to_seconds(connection_timeout, "connection_timeout")
+        if self._operation_timeout < 1 or self._connection_timeout <= 0:
+            raise InvalidArgumentError("operation_timeout must be >= 1 s, connection_timeout > 0")
+        self._io_threads = io_threads
+        self._log_level = log_level
+        self.admin = PulsarAdmin(admin_url, self._operation_timeout)
+        self._client: Client | None = None
+        self._starting: asyncio.Lock | None = None
+        self._producers: set[PulsarProducer] = set()
+        self._consumers: set[PulsarConsumer] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<PulsarBroker {self.service_url} closed={self._closed}>"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> PulsarBroker:
+        await self.start()
+        return self
+
+    async def start(self) -> None:
+        """Check that the broker is reachable and create the client. Idempotent.
+
+        Raises:
+            BrokerConnectionError: nothing listens at the service URL.
+            AlreadyClosedError: the broker was closed.
+        """
+        await self._ensure_client()
+
+    async def _ensure_client(self) -> Client:
+        if self._closed:
+            raise AlreadyClosedError("the Pulsar broker connection is closed")
+        if self._client is not None:
+            return self._client
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._client is None:
+                await self._probe()
+                self._client = Client(
+                    self.service_url,
+                    operation_timeout_seconds=math.ceil(self._operation_timeout),
+                    connection_timeout_ms=max(1, to_millis(self._connection_timeout)),
+                    io_threads=self._io_threads,
+                    logger=pulsar.ConsoleLogger(_LOG_LEVELS[self._log_level]),
+                )
+        return self._client
+
+    async def _probe(self) -> None:
+        # A client pointed at a dead address retries until the operation timeout, and the
+        # C++ client has crashed at interpreter exit after such retries: fail fast instead.
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(self._host, self._port), self._connection_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise BrokerConnectionError(
+                f"cannot reach Pulsar at {self.service_url}: {exc or type(exc).__name__}"
+            ) from exc
+        writer.close()
+        await writer.wait_closed()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for consumer in list(self._consumers):
+            with contextlib.suppress(BrokerError):
+                await consumer.close()
+        for producer in list(self._producers):
+            with contextlib.suppress(BrokerError):
+                await producer.close()
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(PulsarException):
+                await client.close()
+            # Stops the client's threads now rather than at interpreter exit.
+            client.shutdown()
+
+    # ------------------------------------------------------------------ topics
+
+    async def create_topic(self, topic: str, partitions: int = 0) -> None:
+        full = normalize_topic(topic)
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 0:
+            raise InvalidArgumentError(f"partitions must be an int >= 0, got {partitions!r}")
+        if partitions and "-partition-" in full.rpartition("/")[2]:
+            raise InvalidArgumentError(
+                f"a partitioned topic name must not contain '-partition-': {full}"
+            )
+        await self._ensure_client()
+        await self.admin.create_topic(full, partitions)
+
+    async def topic_partitions(self, topic: str) -> list[str]:
+        full = normalize_topic(topic)
+        client = await self._ensure_client()
+        try:
+            return [str(name) for name in await client.get_topic_partitions(full)]
+        except PulsarException as exc:
+            raise translate(exc, f"look up the partitions of {full}") from exc
+
+    # ------------------------------------------------------------------ producers
+
+    async def create_producer(
+        self,
+        topic: str,
+        *,
+        batching: BatchingType | None = BatchingType.KEY_BASED,
+        batching_max_messages: int = 1000,
+        batching_max_publish_delay: Duration = 0.01,
+        producer_name: str | None = None,
+    ) -> Producer:
+        full = normalize_topic(topic)
+        delay = check_producer_args(
+            batching, batching_max_messages, batching_max_publish_delay, producer_name
+        )
+        client = await self._ensure_client()
+        router = PartitionRouter(
+            batching=batching is not None, max_messages=batching_max_messages, max_delay=delay
+        )
+        batching_type = (
+            pulsar.BatchingType.KeyBased
+            if batching is BatchingType.KEY_BASED
+            else pulsar.BatchingType.Default
+        )
+        try:
+            native = await client.create_producer(
+                full,
+                producer_name=producer_name,
+                batching_enabled=batching is not None,
+                batching_type=batching_type,
+                batching_max_messages=batching_max_messages,
+                batching_max_publish_delay_ms=to_millis(delay),
+                max_pending_messages=_MAX_PENDING,
+                message_router=lambda message, n: router.route(message.partition_key(), n),
+            )
+        except PulsarException as exc:
+            raise translate(exc, f"create a producer on {full}") from exc
+        producer = PulsarProducer(
+            native, topic=full, max_pending=_MAX_PENDING, on_close=self._producers.discard
+        )
+        self._producers.add(producer)
+        return producer
+
+    # ------------------------------------------------------------------ consumers
+
+    async def subscribe(
+        self,
+        topic: str,
+        subscription: str,
+        *,
+        subscription_type: SubscriptionType = SubscriptionType.EXCLUSIVE,
+        consumer_name: str | None = None,
+        receiver_queue_size: int = 1000,
+        ack_timeout: Duration | None = None,
+        negative_ack_redelivery_delay: Duration = 60.0,
+        dead_letter_policy: DeadLetterPolicy | None = None,
+        key_shared_policy: KeySharedPolicy | None = None,
+        priority_level: int = 0,
+        initial_position: InitialPosition = InitialPosition.LATEST,
+    ) -> Consumer:
+        full = normalize_topic(topic)
+        ack_ms, nack_ms = check_subscribe_args(
+            subscription=subscription,
+            subscription_type=subscription_type,
+            consumer_name=consumer_name,
+            receiver_queue_size=receiver_queue_size,
+            ack_timeout=ack_timeout,
+            negative_ack_redelivery_delay=negative_ack_redelivery_delay,
+            dead_letter_policy=dead_letter_policy,
+            key_shared_policy=key_shared_policy,
+            priority_level=priority_level,
+            initial_position=initial_position,
+        )
+        policy = None
+        if subscription_type is SubscriptionType.KEY_SHARED:
+            policy = key_shared_policy or KeySharedPolicy()
+        client = await self._ensure_client()
+        try:
+            native = await client.subscribe(
+                full,
+                subscription,
+                consumer_type=_CONSUMER_TYPES[subscription_type],
+                receiver_queue_size=receiver_queue_size,
+                consumer_name=consumer_name,
+                unacked_messages_timeout_ms=ack_ms,
+                negative_ack_redelivery_delay_ms=nack_ms,
+                initial_position=_POSITIONS[initial_position],
+                key_shared_policy=_native_key_shared_policy(policy),
+                dead_letter_policy=_native_dead_letter_policy(dead_letter_policy),
+            )
+        except PulsarException as exc:
+            if result_name(exc) == "ConsumerBusy":
+                raise await self._busy_error(full, subscription, subscription_type, policy) from exc
+            raise translate(exc, f"subscribe {subscription!r} to {full}") from exc
+        consumer = PulsarConsumer(
+            native,
+            topic=full,
+            subscription_type=subscription_type,
+            on_close=self._consumers.discard,
+        )
+        self._consumers.add(consumer)
+        return consumer
+
+    async def _busy_error(
+        self,
+        topic: str,
+        subscription: str,
+        wanted: SubscriptionType,
+        policy: KeySharedPolicy | None,
+    ) -> ConsumerBusyError:
+        """Tell a type or Key_Shared policy mismatch from an occupied subscription.
+
+        The broker's reason is not passed on by the Python client, so this reads the
+        subscription's stats. Messages follow the broker's own wording.
+        """
+        try:
+            stats = await self.admin.subscription_stats(topic, subscription) or {}
+        except BrokerError:
+            stats = {}
+        active = stats.get("type")
+        if isinstance(active, str) and active != wanted.value:
+            return SubscriptionTypeMismatchError(
+                f"Subscription is of different type. Active subscription type of '{active}' is "
+                f"different than the connecting consumer's type '{wanted.value}'."
+            )
+        if policy is not None and active == wanted.value:
+            mode = stats.get("keySharedMode")
+            if isinstance(mode, str) and mode != policy.mode.name:
+                return SubscriptionTypeMismatchError(
+                    "Subscription is of different type. Active subscription key_shared mode of "
+                    f"'{mode}' is different than the connecting consumer's key_shared mode "
+                    f"'{policy.mode.name}'."
+                )
+            ooo = stats.get("allowOutOfOrderDelivery")
+            if isinstance(ooo, bool) and ooo != policy.allow_out_of_order_delivery:
+                allows = "allows" if ooo else "does not allow"
+                other = "does not" if ooo else "does"
+                return SubscriptionTypeMismatchError(
+                    f"Subscription is of different type. Active subscription {allows} out of "
+                    f"order delivery while the connecting consumer {other}."
+                )
+        return ConsumerBusyError(
+            f"cannot subscribe {subscription!r} to {topic}: the subscription is busy "
+            f"(Exclusive consumer is already connected)"
+        )
+
+
+def _native_key_shared_policy(
+    policy: KeySharedPolicy | None,
+) -> pulsar.ConsumerKeySharedPolicy | None:
+    if policy is None:
+        return None
+    return pulsar.ConsumerKeySharedPolicy(
+        key_shared_mode=_KEY_SHARED_MODES[policy.mode],
+        allow_out_of_order_delivery=policy.allow_out_of_order_delivery,
+        sticky_ranges=list(policy.sticky_ranges) or None,
+    )
+
+
+def _native_dead_letter_policy(
+    policy: DeadLetterPolicy | None,
+) -> pulsar.ConsumerDeadLetterPolicy | None:
+    if policy is None:
+        return None
+    topic = policy.dead_letter_topic
+    return pulsar.ConsumerDeadLetterPolicy(
+        max_redeliver_count=policy.max_redeliver_count,
+        dead_letter_topic=normalize_topic(topic) if topic is not None else None,
+        initial_subscription_name=policy.initial_subscription_name,
+    )
