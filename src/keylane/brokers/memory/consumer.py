@@ -205,8 +205,13 @@ class MemoryConsumer(Consumer):
         raise InvalidArgumentError(f"expected a Message or MessageId, not {type(message).__name__}")
 
     async def acknowledge(self, message: Message | MessageId) -> None:
-        self._check_open()
-        part, mid = self._resolve(message)
+        if self._closed:
+            raise AlreadyClosedError(f"consumer {self._name!r} is closed")
+        part = getattr(message, "handle", None)
+        if part.__class__ is BrokerConsumer and part.owner is self:
+            mid = message.message_id  # type: ignore[union-attr]
+        else:
+            part, mid = self._resolve(message)
         part.sub.ack(part, mid.entry_id, mid.batch_index)
         if self._ack_tracker is not None:
             self._ack_tracker.remove(mid)

@@ -38,17 +38,18 @@ class Dispatcher(abc.ABC):
         self.sub = sub
         self.loop = loop
         self.config = config
-        self._scheduled = False
+        #: A dispatch pass is already scheduled.
+        self.scheduled = False
         self._closed = False
 
     def schedule(self) -> None:
         """Run a dispatch pass soon (once, however often this is called meanwhile)."""
-        if not self._scheduled and not self._closed:
-            self._scheduled = True
+        if not self.scheduled and not self._closed:
+            self.scheduled = True
             self.loop.call_soon(self._run_scheduled)
 
     def _run_scheduled(self) -> None:
-        self._scheduled = False
+        self.scheduled = False
         if not self._closed:
             self.run()
 

@@ -71,6 +71,7 @@ class KeySharedDispatcher(MultiConsumerDispatcher):
         self._consistent = self.selector.uses_consistent_slots
         self._ordered = not policy.allow_out_of_order_delivery
         self.draining_required = policy.mode is KeySharedMode.AUTO_SPLIT and self._ordered
+        self.has_pending_hook = self.draining_required
         #: slot -> draining entry (Pulsar ``DrainingHashesTracker``).
         self.draining: dict[int, DrainingHash] = {}
         self._unblock_timer: asyncio.TimerHandle | None = None
@@ -209,7 +210,9 @@ class KeySharedDispatcher(MultiConsumerDispatcher):
         replay = self.replay
         check_replay = normal and bool(replay)
         draining = self.draining if self.draining_required else None
-        unacked_count = self.sub.cursor.unacked_count
+        cursor = self.sub.cursor
+        unacked_count = cursor.unacked_count
+        batch_acks = cursor.batch_acks
         groups: dict[BrokerConsumer, list[Entry]] = {}
         permits: dict[BrokerConsumer, int] = {}
         blocked: set[int] = set()
@@ -233,7 +236,9 @@ class KeySharedDispatcher(MultiConsumerDispatcher):
                         and not (check_replay and replay.has_slot(slot))
                         and not (draining and self._draining_blocks(consumer, slot))
                     ):
-                        permits[consumer] = left - unacked_count(entry)
+                        permits[consumer] = left - (
+                            unacked_count(entry) if batch_acks else entry.size
+                        )
                         group = groups.get(consumer)
                         if group is None:
                             groups[consumer] = [entry]

@@ -167,20 +167,25 @@ class MemoryProducer(Producer):
             raise AlreadyClosedError(f"producer {self._name!r} is closed")
         if not isinstance(data, bytes):
             raise InvalidArgumentError(f"data must be bytes, not {type(data).__name__}")
-        _check_key("key", key)
-        _check_key("ordering_key", ordering_key)
+        if key is not None and key.__class__ is not str:
+            _check_key("key", key)
+        if ordering_key is not None and ordering_key.__class__ is not str:
+            _check_key("ordering_key", ordering_key)
         props = _NO_PROPERTIES if properties is None else _properties(properties)
         if event_time is not None and (
             isinstance(event_time, bool) or not isinstance(event_time, int | float)
         ):
             raise InvalidArgumentError(f"event_time must be seconds, not {event_time!r}")
         at = self._deliver_at(deliver_after, deliver_at)
-        partition = self._route(key)
-        message: InputMessage = (data, key, ordering_key, props, time.time(), event_time)
+        partition = self._route(key) if self._partitions > 1 else 0
         if self._batching is None or at is not None:
             if self._batching is not None:
                 self._flush(partition)  # keep send order on the partition
-            return self._logs[partition].append([message], False, at).messages[0][4]
+            entry = self._logs[partition].append_single(
+                data, key, ordering_key, props, time.time(), event_time, at
+            )
+            return entry.messages[0][4]
+        message: InputMessage = (data, key, ordering_key, props, time.time(), event_time)
         return await self._add_to_batch(partition, message)
 
     async def _add_to_batch(self, partition: int, message: InputMessage) -> MessageId:
@@ -217,7 +222,7 @@ class MemoryProducer(Producer):
         container.batches, container.waiters, container.count = {}, [], 0
         log = self._logs[partition]
         for batch in batches.values():
-            batch.entry = log.append(batch.messages, True)
+            batch.entry = log.append_batch(batch.messages)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -232,8 +237,10 @@ class MemoryProducer(Producer):
     ) -> MessageId:
         """Store one unbatched message at once (dead letters)."""
         partition = self._route(key)
-        message: InputMessage = (data, key, ordering_key, properties, time.time(), event_time)
-        return self._logs[partition].append([message], False).messages[0][4]
+        entry = self._logs[partition].append_single(
+            data, key, ordering_key, properties, time.time(), event_time
+        )
+        return entry.messages[0][4]
 
     async def flush(self) -> None:
         if self._closed:

@@ -19,29 +19,30 @@ __all__ = ["DelayedTracker", "ReplayQueue"]
 class ReplayQueue:
     """Entry ids waiting for redelivery, with their blocking slot (0 = none)."""
 
-    __slots__ = ("_max", "_positions", "_slots", "_sorted")
+    __slots__ = ("_max", "_slots", "_sorted", "positions")
 
     def __init__(self) -> None:
-        self._positions: dict[int, int] = {}
+        #: Queued entry id -> slot (read-only outside this class).
+        self.positions: dict[int, int] = {}
         #: slot -> number of queued positions with that slot.
         self._slots: dict[int, int] = {}
         self._sorted = True
         self._max = -1
 
     def __len__(self) -> int:
-        return len(self._positions)
+        return len(self.positions)
 
     def __bool__(self) -> bool:
-        return bool(self._positions)
+        return bool(self.positions)
 
     def __contains__(self, entry_id: object) -> bool:
-        return entry_id in self._positions
+        return entry_id in self.positions
 
     def add(self, entry_id: int, slot: int = 0) -> bool:
         """Queue ``entry_id``; returns False if it was already queued."""
-        if entry_id in self._positions:
+        if entry_id in self.positions:
             return False
-        self._positions[entry_id] = slot
+        self.positions[entry_id] = slot
         if slot:
             self._slots[slot] = self._slots.get(slot, 0) + 1
         if entry_id < self._max:
@@ -52,7 +53,7 @@ class ReplayQueue:
 
     def remove(self, entry_id: int) -> None:
         """Drop ``entry_id`` if queued."""
-        slot = self._positions.pop(entry_id, None)
+        slot = self.positions.pop(entry_id, None)
         if slot:
             count = self._slots[slot] - 1
             if count:
@@ -67,13 +68,13 @@ class ReplayQueue:
     def ordered(self) -> list[int]:
         """Queued entry ids in position order (a snapshot)."""
         if not self._sorted:
-            self._positions = dict(sorted(self._positions.items()))
+            self.positions = dict(sorted(self.positions.items()))
             self._sorted = True
-        return list(self._positions)
+        return list(self.positions)
 
     def clear(self) -> None:
         """Forget everything."""
-        self._positions.clear()
+        self.positions.clear()
         self._slots.clear()
         self._sorted = True
         self._max = -1

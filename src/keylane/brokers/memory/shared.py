@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from keylane.brokers.base import Message, SubscriptionType
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.dispatcher import RUN_BUDGET, Dispatcher
+from keylane.brokers.memory.objects import FAST, MESSAGE_SETTERS
 from keylane.brokers.memory.replay import DelayedTracker, ReplayQueue
 from keylane.brokers.memory.storage import Entry
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from keylane.brokers.memory.subscription import BrokerConsumer, Subscription
 
 __all__ = ["MultiConsumerDispatcher", "SharedDispatcher"]
+
+_new = object.__new__
 
 
 class MultiConsumerDispatcher(Dispatcher):
@@ -47,6 +50,8 @@ class MultiConsumerDispatcher(Dispatcher):
         self._max_unacked_sub = config.max_unacked_per_subscription
         self._delay_timer: asyncio.TimerHandle | None = None
         self._last_tick = float("-inf")
+        #: Whether :meth:`pending_removed` must be called (Key_Shared draining).
+        self.has_pending_hook = False
 
     # ------------------------------------------------------------------ consumers
 
@@ -96,17 +101,20 @@ class MultiConsumerDispatcher(Dispatcher):
     def on_ack(self, consumer: BrokerConsumer | None, entry: Entry, complete: bool) -> None:
         entry_id = entry.entry_id
         holder = consumer
-        if holder is None or entry_id not in holder.pending:
+        left = holder.pending.get(entry_id, 0) if holder is not None else 0
+        if not left:
             holder = None
             for c in self.consumers:
                 if entry_id in c.pending:
                     holder = c
+                    left = c.pending[entry_id]
                     break
         if holder is not None:
-            left = holder.pending[entry_id] - 1
+            left -= 1
             if left <= 0 or complete:
                 del holder.pending[entry_id]
-                self.pending_removed(holder, entry)
+                if self.has_pending_hook:
+                    self.pending_removed(holder, entry)
             else:
                 holder.pending[entry_id] = left
             holder.unacked -= 1
@@ -119,7 +127,7 @@ class MultiConsumerDispatcher(Dispatcher):
         if complete:
             if self.counts:
                 self.counts.pop(entry_id, None)
-            if self.replay and entry_id in self.replay:
+            if self.replay.positions and entry_id in self.replay.positions:
                 self.replay.remove(entry_id)
 
     def _check_sub_unblocked(self) -> None:
@@ -268,20 +276,35 @@ class MultiConsumerDispatcher(Dispatcher):
         batch_acks = sub.cursor.batch_acks
         counts, replay, pending = self.counts, self.replay, consumer.pending
         out: list[Message] = []
+        append = out.append
         total = 0
+        new = _new
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = MESSAGE_SETTERS
         for entry in entries:
             entry_id = entry.entry_id
-            if replay:
+            if replay.positions:
                 replay.remove(entry_id)
             count = counts.get(entry_id, 0) if counts else 0
             messages = entry.messages
             if batch_acks and entry_id in batch_acks:
                 acked = batch_acks[entry_id]
-                messages = [m for i, m in enumerate(messages) if i not in acked]
+                messages = tuple(m for i, m in enumerate(messages) if i not in acked)
             for data, key, okey, props, mid, ptime, etime in messages:
-                out.append(
-                    Message(data, key, okey, props, mid, topic, ptime, count, etime, consumer)
-                )
+                if FAST:
+                    m = new(Message)
+                    s0(m, data)
+                    s1(m, key)
+                    s2(m, okey)
+                    s3(m, props)
+                    s4(m, mid)
+                    s5(m, topic)
+                    s6(m, ptime)
+                    s7(m, count)
+                    s8(m, etime)
+                    s9(m, consumer)
+                else:
+                    m = Message(data, key, okey, props, mid, topic, ptime, count, etime, consumer)
+                append(m)
             pending[entry_id] = len(messages)
             total += len(messages)
         consumer.permits -= total

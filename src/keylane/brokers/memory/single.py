@@ -157,7 +157,7 @@ class SingleActiveDispatcher(Dispatcher):
             messages = entry.messages
             if batch_acks and pos in batch_acks:
                 acked = batch_acks[pos]
-                messages = [m for i, m in enumerate(messages) if i not in acked]
+                messages = tuple(m for i, m in enumerate(messages) if i not in acked)
             for data, key, okey, props, mid, ptime, etime in messages:
                 out.append(Message(data, key, okey, props, mid, topic, ptime, 0, etime, consumer))
             permits -= len(messages)

@@ -10,10 +10,11 @@ Imports only :mod:`keylane.hashing` and :mod:`keylane.brokers.base`; no dispatch
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from keylane.brokers.base import MessageId
+from keylane.brokers.memory.objects import new_message_id
 from keylane.hashing import slot_consistent, slot_range
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ StoredMessage = tuple[
 #: (data, key, ordering_key, properties, publish_time, event_time).
 InputMessage = tuple[bytes, str | None, str | None, Mapping[str, str], float, float | None]
 
+#: Memo of the slot functions by sticky key (cleared when it reaches the size below).
+_CONSISTENT_SLOTS: dict[str, int] = {}
+_RANGE_SLOTS: dict[str, int] = {}
+_SLOT_CACHE_SIZE = 1 << 16
+
 #: Entries kept below every cursor's mark-delete position before the log is trimmed.
 _TRIM_CHUNK = 4096
 
@@ -61,7 +67,7 @@ class Entry:
     def __init__(
         self,
         entry_id: int,
-        messages: list[StoredMessage],
+        messages: tuple[StoredMessage, ...],
         sticky_key: str,
         deliver_at: float | None,
     ) -> None:
@@ -76,17 +82,29 @@ class Entry:
         self.slot_r = 0
 
     def consistent_slot(self) -> int:
-        """Slot for the consistent-hashing selector (cached)."""
+        """Slot for the consistent-hashing selector (cached per entry and per key)."""
         slot = self.slot_c
         if not slot:
-            slot = self.slot_c = slot_consistent(self.sticky_key)
+            key = self.sticky_key
+            slot = _CONSISTENT_SLOTS.get(key, 0)
+            if not slot:
+                if len(_CONSISTENT_SLOTS) >= _SLOT_CACHE_SIZE:
+                    _CONSISTENT_SLOTS.clear()
+                slot = _CONSISTENT_SLOTS[key] = slot_consistent(key)
+            self.slot_c = slot
         return slot
 
     def range_slot(self) -> int:
-        """Slot for the hash-range selectors (cached)."""
+        """Slot for the hash-range selectors (cached per entry and per key)."""
         slot = self.slot_r
         if not slot:
-            slot = self.slot_r = slot_range(self.sticky_key)
+            key = self.sticky_key
+            slot = _RANGE_SLOTS.get(key, 0)
+            if not slot:
+                if len(_RANGE_SLOTS) >= _SLOT_CACHE_SIZE:
+                    _RANGE_SLOTS.clear()
+                slot = _RANGE_SLOTS[key] = slot_range(key)
+            self.slot_r = slot
         return slot
 
 
@@ -150,7 +168,7 @@ class Cursor:
             if len(acked) < entry.size:
                 return 1
             del self.batch_acks[entry_id]
-        self._delete(entry_id)
+        self.delete(entry_id)
         return 2
 
     def ack_entry(self, entry_id: int) -> bool:
@@ -158,10 +176,11 @@ class Cursor:
         if entry_id <= self.mark_delete or entry_id in self.deleted:
             return False
         self.batch_acks.pop(entry_id, None)
-        self._delete(entry_id)
+        self.delete(entry_id)
         return True
 
-    def _delete(self, entry_id: int) -> None:
+    def delete(self, entry_id: int) -> None:
+        """Mark one entry as fully acknowledged (it must not be acknowledged yet)."""
         if entry_id == self.mark_delete + 1:
             md = entry_id
             deleted = self.deleted
@@ -194,7 +213,7 @@ class Cursor:
             newly.append(entry_id)
         if self.mark_delete + 1 in self.deleted:
             self.deleted.discard(self.mark_delete + 1)
-            self._delete(self.mark_delete + 1)
+            self.delete(self.mark_delete + 1)
         return newly
 
 
@@ -226,37 +245,61 @@ class TopicLog:
             return self.entries[index]
         return None
 
-    def append(
-        self, messages: list[InputMessage], batched: bool, deliver_at: float | None = None
+    def append_single(
+        self,
+        data: bytes,
+        key: str | None,
+        ordering_key: str | None,
+        properties: Mapping[str, str],
+        publish_time: float,
+        event_time: float | None,
+        deliver_at: float | None = None,
     ) -> Entry:
-        """Store ``messages`` as one entry and notify the subscriptions.
+        """Store one unbatched message (batch index -1) as an entry and notify subscriptions.
 
         Args:
-            messages: ``(data, key, ordering_key, properties, publish_time, event_time)``.
-            batched: a batch entry (batch indexes 0..N-1) or a single message (index -1).
             deliver_at: loop time before which Shared/Key_Shared must not deliver it.
         """
         entry_id = self.base + len(self.entries)
-        partition, ledger = self.partition, self.ledger_id
-        if batched:
-            stored: list[StoredMessage] = [
-                (d, k, ok, props, MessageId(partition, ledger, entry_id, i), pt, et)
-                for i, (d, k, ok, props, pt, et) in enumerate(messages)
-            ]
-        else:
-            d, k, ok, props, pt, et = messages[0]
-            stored = [(d, k, ok, props, MessageId(partition, ledger, entry_id, -1), pt, et)]
-        first = messages[0]
-        sticky = (
-            first[2] if first[2] is not None else first[1] if first[1] is not None else NONE_KEY
+        mid = new_message_id(self.partition, self.ledger_id, entry_id, -1)
+        sticky = ordering_key if ordering_key is not None else key if key is not None else NONE_KEY
+        entry = Entry(
+            entry_id,
+            ((data, key, ordering_key, properties, mid, publish_time, event_time),),
+            sticky,
+            deliver_at,
         )
-        entry = Entry(entry_id, stored, sticky, deliver_at)
-        self.entries.append(entry)
-        for sub in self.subscriptions.values():
-            sub.on_new_entry()
-        if entry_id & (_TRIM_CHUNK - 1) == 0 and entry_id:
-            self.trim()
+        self._store(entry)
         return entry
+
+    def append_batch(self, messages: Sequence[InputMessage]) -> Entry:
+        """Store ``messages`` as one batch entry (batch indexes 0..N-1); notify subscriptions.
+
+        Each message is ``(data, key, ordering_key, properties, publish_time, event_time)``;
+        the entry's sticky key is the first message's.
+        """
+        entry_id = self.base + len(self.entries)
+        partition, ledger = self.partition, self.ledger_id
+        stored = tuple(
+            (d, k, ok, props, new_message_id(partition, ledger, entry_id, i), pt, et)
+            for i, (d, k, ok, props, pt, et) in enumerate(messages)
+        )
+        _, key, ordering_key, _, _, _ = messages[0]
+        sticky = ordering_key if ordering_key is not None else key if key is not None else NONE_KEY
+        entry = Entry(entry_id, stored, sticky, None)
+        self._store(entry)
+        return entry
+
+    def _store(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        subscriptions = self.subscriptions
+        if subscriptions:
+            for sub in subscriptions.values():
+                dispatcher = sub.dispatcher
+                if dispatcher is not None and not dispatcher.scheduled and sub.consumers:
+                    dispatcher.on_new_entries()
+        if not entry.entry_id & (_TRIM_CHUNK - 1) and entry.entry_id:
+            self.trim()
 
     def trim(self) -> None:
         """Drop entries every subscription has acknowledged (kept while there are none)."""

@@ -225,20 +225,35 @@ class Subscription:
             InvalidArgumentError: no such message was ever stored on this partition.
         """
         log = self.log
-        entry = log.get(entry_id)
-        if entry is None:
+        index = entry_id - log.base
+        entries = log.entries
+        if not 0 <= index < len(entries):
             if entry_id >= log.end or entry_id < 0:
                 raise InvalidArgumentError(
                     f"message ({entry_id},{batch_index}) does not exist on {log.name}"
                 )
             return  # trimmed, so acknowledged by every subscription
-        if batch_index >= entry.size:
-            raise InvalidArgumentError(
-                f"batch index {batch_index} out of range for entry {entry_id} on {log.name}"
-            )
-        result = self.cursor.ack(entry, batch_index if batch_index > 0 else 0)
-        if result and self.dispatcher is not None:
-            self.dispatcher.on_ack(consumer, entry, result == 2)
+        entry = entries[index]
+        cursor = self.cursor
+        if entry.size == 1:
+            # Fast path of Cursor.ack for a single-message entry.
+            if entry_id <= cursor.mark_delete or entry_id in cursor.deleted:
+                return
+            if batch_index > 0:
+                raise InvalidArgumentError(
+                    f"batch index {batch_index} out of range for entry {entry_id} on {log.name}"
+                )
+            cursor.delete(entry_id)
+            result = 2
+        else:
+            if batch_index >= entry.size:
+                raise InvalidArgumentError(
+                    f"batch index {batch_index} out of range for entry {entry_id} on {log.name}"
+                )
+            result = cursor.ack(entry, batch_index if batch_index > 0 else 0)
+        dispatcher = self.dispatcher
+        if result and dispatcher is not None:
+            dispatcher.on_ack(consumer, entry, result == 2)
 
     def ack_cumulative(self, entry_id: int, batch_index: int) -> None:
         """Acknowledge everything up to and including this message (single-active types)."""
