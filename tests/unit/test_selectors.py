@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -42,7 +43,7 @@ def assert_covers(ranges: list[tuple[int, int, C]], first: int, last: int) -> No
     """Ranges are sorted, contiguous and cover exactly first..last."""
     assert ranges[0][0] == first
     assert ranges[-1][1] == last
-    for (_, end, _), (start, _, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, end, _), (start, _, _) in itertools.pairwise(ranges):
         assert start == end + 1
 
 
@@ -120,7 +121,8 @@ def test_ring_ranges_cover_the_hash_space() -> None:
     for slot in random.Random(7).sample(range(1, 65536), 500):
         owner = next(o for s, e, o in ranges if s <= slot <= e)
         assert selector.select(slot) is owner
-    assert selector.ranges_of(a) and selector.ranges_of(b)
+    assert selector.ranges_of(a)
+    assert selector.ranges_of(b)
 
 
 def test_ring_point_formula() -> None:
@@ -143,7 +145,8 @@ def test_same_name_consumers_get_distinct_name_indexes() -> None:
     assert selector._name_index[first] == 0
     assert selector._name_index[second] == 1
     # Both own slots; removing the first keeps the second's assignment.
-    assert selector.ranges_of(first) and selector.ranges_of(second)
+    assert selector.ranges_of(first)
+    assert selector.ranges_of(second)
     kept = selector.ranges_of(second)
     selector.remove(first)
     assert all(any(s <= a and b <= e for s, e in selector.ranges_of(second)) for a, b in kept)

@@ -81,7 +81,7 @@ class MemoryConsumer(Consumer):
         self._by_log: dict[TopicLog, BrokerConsumer] = {}
         self._by_partition: dict[int, BrokerConsumer] = {}
         self._queue: deque[Message] = deque()
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[bool]] = deque()
         self._closed = False
         self._ack_tracker = (
             AckTimeoutTracker(loop, ack_timeout, self._on_ack_timeout) if ack_timeout else None
@@ -132,7 +132,7 @@ class MemoryConsumer(Consumer):
         while wake and waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(False)
                 wake -= 1
 
     def _take(self) -> Message:
@@ -155,11 +155,11 @@ class MemoryConsumer(Consumer):
         loop = self._loop
         deadline = None if seconds is None else loop.time() + seconds
         while True:
-            waiter: asyncio.Future[None] = loop.create_future()
+            waiter: asyncio.Future[bool] = loop.create_future()
             self._waiters.append(waiter)
             timer = None if deadline is None else loop.call_at(deadline, _expire, waiter)
             try:
-                await waiter
+                timed_out = await waiter
             except asyncio.CancelledError:
                 if self._queue and not waiter.cancelled():
                     self._wake_one()
@@ -170,14 +170,14 @@ class MemoryConsumer(Consumer):
             self._check_open()
             if self._queue:
                 return self._take()
-            if deadline is not None and loop.time() >= deadline:
+            if timed_out:
                 raise TimeoutError(f"no message within {seconds} s")
 
     def _wake_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(False)
                 return
 
     # ------------------------------------------------------------------ acknowledging
@@ -348,7 +348,7 @@ class MemoryConsumer(Consumer):
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(False)
         self._on_close(self)
 
     async def close(self) -> None:
@@ -370,6 +370,6 @@ class MemoryConsumer(Consumer):
             part.sub.delete()
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
-        waiter.set_result(None)
+        waiter.set_result(True)

@@ -125,7 +125,7 @@ class MemoryProducer(Producer):
             return (self._rr - 1) % n
         self._rr_count += 1
         now = self._loop.time()
-        if self._rr_count >= self._max_messages or now - self._rr_changed >= self._max_delay:
+        if self._rr_count > self._max_messages or now - self._rr_changed >= self._max_delay:
             self._rr += 1
             self._rr_count = 1
             self._rr_changed = now
