@@ -179,8 +179,12 @@ class MultiConsumerDispatcher(Dispatcher):
         return permits
 
     def total_available(self) -> int:
-        """Sum of :meth:`available` over the consumers."""
-        return sum(self.available(c) for c in self.consumers)
+        """Sum of :meth:`available` over the consumers, capped by the subscription's limit."""
+        total = sum(self.available(c) for c in self.consumers)
+        limit = self._max_unacked_sub
+        if limit:
+            return min(total, max(limit - self.total_unacked, 0))
+        return total
 
     def run(self) -> None:
         if not self.consumers:
@@ -390,7 +394,7 @@ class SharedDispatcher(MultiConsumerDispatcher):
         average = max(sum(e.size for e in entries) // n, 1)
         chunk_max = self.config.dispatcher_max_round_robin_batch_size
         i = 0
-        while i < n:
+        while i < n and not self.blocked:
             consumer = self.next_consumer()
             if consumer is None:
                 break
