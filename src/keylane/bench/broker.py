@@ -167,6 +167,8 @@ async def bench_broker(
     """
     if messages < 1 or keys < 1 or consumers < 1:
         raise InvalidArgumentError("messages, keys and consumers must be at least 1")
+    if subscription_type is SubscriptionType.EXCLUSIVE and consumers != 1:
+        raise InvalidArgumentError("an Exclusive subscription takes exactly one consumer")
     if payload_size < 8:
         raise InvalidArgumentError("payload_size must be at least 8")
     senders = senders or (1000 if batching is not None else 64)

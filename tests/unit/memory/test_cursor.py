@@ -92,7 +92,7 @@ def test_rewind_restarts_at_first_unacked() -> None:
 
 def test_log_append_assigns_ids_and_sticky_keys() -> None:
     log = TopicLog("persistent://public/default/t-partition-3", 3, 42)
-    props = MappingProxyType({})
+    props: MappingProxyType[str, str] = MappingProxyType({})
     e0 = log.append_single(b"a", "pk", None, props, 1.0, None)
     e1 = log.append_single(b"b", "pk", "ok", props, 1.0, None)
     e2 = log.append_single(b"c", None, None, props, 1.0, None)
