@@ -6,6 +6,11 @@ against any backend.
 
 from __future__ import annotations
 
-from keylane.bench.broker import BrokerBenchResult, bench_broker, bench_broker_types
+from keylane.bench.broker import (
+    BrokerBenchResult,
+    bench_broker,
+    bench_broker_types,
+    results_table,
+)
 
-__all__ = ["BrokerBenchResult", "bench_broker", "bench_broker_types"]
+__all__ = ["BrokerBenchResult", "bench_broker", "bench_broker_types", "results_table"]

@@ -17,10 +17,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.table import Table
+
 from keylane.brokers.base import BatchingType, Broker, Consumer, InitialPosition, SubscriptionType
 from keylane.errors import InvalidArgumentError
 
-__all__ = ["BrokerBenchResult", "bench_broker", "bench_broker_types"]
+__all__ = ["BrokerBenchResult", "bench_broker", "bench_broker_types", "results_table"]
 
 #: Consumers used for each subscription type by :func:`bench_broker_types`.
 DEFAULT_CONSUMERS = {
@@ -42,6 +44,8 @@ class BrokerBenchResult:
         consumers: consumers subscribed.
         batching: producer batching (``None``: off).
         seconds: wall-clock seconds from the first send to the last acknowledgement.
+        cpu_seconds: CPU time this process spent meanwhile (all threads); with other load on
+            the machine, ``messages / cpu_seconds`` is the steadier figure.
         per_consumer: messages received by each consumer, in subscription order.
         duplicates: messages received more than once (redeliveries).
     """
@@ -52,6 +56,7 @@ class BrokerBenchResult:
     consumers: int
     batching: BatchingType | None
     seconds: float
+    cpu_seconds: float
     per_consumer: tuple[int, ...]
     duplicates: int
 
@@ -59,6 +64,11 @@ class BrokerBenchResult:
     def msgs_per_second(self) -> float:
         """End-to-end throughput."""
         return self.messages / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def msgs_per_cpu_second(self) -> float:
+        """Throughput per CPU second of this process."""
+        return self.messages / self.cpu_seconds if self.cpu_seconds > 0 else float("inf")
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-friendly view."""
@@ -70,6 +80,8 @@ class BrokerBenchResult:
             "batching": self.batching.value if self.batching else None,
             "seconds": round(self.seconds, 4),
             "msgs_per_second": round(self.msgs_per_second, 1),
+            "cpu_seconds": round(self.cpu_seconds, 4),
+            "msgs_per_cpu_second": round(self.msgs_per_cpu_second, 1),
             "per_consumer": list(self.per_consumer),
             "duplicates": self.duplicates,
         }
@@ -190,7 +202,7 @@ async def bench_broker(
         seen: set[bytes] = set()
         counts = [0] * consumers
         done = asyncio.Event()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         drains = [
             asyncio.ensure_future(_drain(c, seen, counts, i, done, messages, stall_timeout))
             for i, c in enumerate(subs)
@@ -199,6 +211,7 @@ async def bench_broker(
         await _send_all(broker, topic, messages, key_names, batching, senders, payload)
         await done.wait()
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         for task in drains:
             task.cancel()
         results = await asyncio.gather(*drains, return_exceptions=True)
@@ -216,6 +229,7 @@ async def bench_broker(
         consumers=consumers,
         batching=batching,
         seconds=elapsed,
+        cpu_seconds=cpu,
         per_consumer=tuple(counts),
         duplicates=duplicates,
     )
@@ -271,3 +285,34 @@ async def bench_broker_types(
             )
         )
     return results
+
+
+def results_table(results: Sequence[BrokerBenchResult], title: str) -> Table:
+    """A rich table of measured throughput, one row per run.
+
+    The message count, keys and batching of the first run go into the caption.
+    """
+    table = Table(title=title)
+    if results:
+        first = results[0]
+        batching = first.batching.value if first.batching else "off"
+        table.caption = (
+            f"{first.messages:,} messages, {first.keys:,} keys, batching {batching}; "
+            "msgs/cpu-s = messages per CPU second of this process"
+        )
+    table.add_column("type")
+    table.add_column("consumers", justify="right")
+    table.add_column("wall s", justify="right")
+    table.add_column("msgs/s", justify="right")
+    table.add_column("msgs/cpu-s", justify="right")
+    table.add_column("per consumer")
+    for r in results:
+        table.add_row(
+            r.subscription_type.value,
+            str(r.consumers),
+            f"{r.seconds:.2f}",
+            f"{r.msgs_per_second:,.0f}",
+            f"{r.msgs_per_cpu_second:,.0f}",
+            "/".join(str(n) for n in r.per_consumer),
+        )
+    return table

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from keylane.cli.bench import bench_app
 from keylane.cli.check import check_command
 from keylane.cli.compare import compare_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="keylane command line.")
 app.command("check")(check_command)
 app.command("compare")(compare_command)
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

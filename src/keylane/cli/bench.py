@@ -1,0 +1,60 @@
+"""``keylane bench ...``: benchmarks that print measured numbers.
+
+Thin: parses options, builds the broker from its URL and renders the results; the measuring is
+:mod:`keylane.bench`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from keylane.bench.broker import BrokerBenchResult, bench_broker_types, results_table
+from keylane.brokers import connect
+from keylane.brokers.base import BatchingType
+
+__all__ = ["bench_app"]
+
+bench_app = typer.Typer(no_args_is_help=True, help="Throughput benchmarks (measured numbers).")
+
+_BATCHING = {"key-based": BatchingType.KEY_BASED, "default": BatchingType.DEFAULT, "off": None}
+
+
+async def _run(
+    url: str, messages: int, keys: int, consumers: int, batching: BatchingType | None
+) -> list[BrokerBenchResult]:
+    async with connect(url) as broker:
+        return await bench_broker_types(
+            broker, messages=messages, keys=keys, consumers=consumers, batching=batching
+        )
+
+
+@bench_app.command("broker")
+def broker_command(
+    broker: Annotated[
+        str, typer.Option("--broker", help="Broker URL: memory:// or pulsar://host:6650.")
+    ] = "memory://",
+    messages: Annotated[int, typer.Option(min=1, help="Messages per subscription type.")] = 100_000,
+    keys: Annotated[int, typer.Option(min=1, help="Distinct message keys.")] = 1000,
+    consumers: Annotated[
+        int, typer.Option(min=1, help="Consumers for Failover, Shared and Key_Shared.")
+    ] = 4,
+    batching: Annotated[
+        str, typer.Option(help="Producer batching: key-based, default or off.")
+    ] = "key-based",
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+) -> None:
+    """Produce -> receive -> acknowledge throughput for each subscription type."""
+    if batching not in _BATCHING:
+        raise typer.BadParameter(f"batching must be one of {', '.join(_BATCHING)}")
+    results = asyncio.run(_run(broker, messages, keys, consumers, _BATCHING[batching]))
+    if json_output:
+        typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        Console().print(results_table(results, f"keylane bench broker ({broker})"))
