@@ -7,11 +7,13 @@ import typer
 from keylane.cli.bench import bench_app
 from keylane.cli.check import check_command
 from keylane.cli.compare import compare_command
+from keylane.cli.demo import demo_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="keylane command line.")
 app.command("check")(check_command)
 app.command("compare")(compare_command)
 app.add_typer(bench_app, name="bench")
+app.command("demo")(demo_command)
 
 
 def main() -> None:
