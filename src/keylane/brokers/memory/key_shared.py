@@ -169,7 +169,7 @@ class KeySharedDispatcher(MultiConsumerDispatcher):
 
     def _on_unblock(self) -> None:
         self._unblock_timer = None
-        self.schedule()
+        self.wake()
 
     # ------------------------------------------------------------------ dispatch
 

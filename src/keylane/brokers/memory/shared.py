@@ -52,6 +52,18 @@ class MultiConsumerDispatcher(Dispatcher):
         self._last_tick = float("-inf")
         #: Whether :meth:`pending_removed` must be called (Key_Shared draining).
         self.has_pending_hook = False
+        #: Bumped by every change that may make a queued replay entry dispatchable; a replay
+        #: pass that dispatched nothing is not repeated until it changes.
+        self.replay_epoch = 0
+        self._idle_epoch = -1
+
+    def wake(self) -> None:
+        """Something that may unblock replayed entries changed: dispatch again soon."""
+        self.replay_epoch += 1
+        self.schedule()
+
+    def on_flow(self, consumer: BrokerConsumer) -> None:
+        self.wake()
 
     # ------------------------------------------------------------------ consumers
 
@@ -68,7 +80,7 @@ class MultiConsumerDispatcher(Dispatcher):
         while index > 0 and self.consumers[index - 1].priority > consumer.priority:
             index -= 1
         self.consumers.insert(index, consumer)
-        self.schedule()
+        self.wake()
 
     def remove_consumer(self, consumer: BrokerConsumer) -> None:
         if consumer in self.consumers:
@@ -87,7 +99,7 @@ class MultiConsumerDispatcher(Dispatcher):
             self.replay.clear()
             self.counts.clear()
         self._check_sub_unblocked()
-        self.schedule()
+        self.wake()
 
     def replay_slot(self, entry: Entry) -> int:
         """Slot stored with a replayed position (0: the position blocks no key)."""
@@ -121,7 +133,7 @@ class MultiConsumerDispatcher(Dispatcher):
             self.total_unacked -= 1
             if holder.blocked and holder.unacked <= self._max_unacked // 2:
                 holder.blocked = False
-                self.schedule()
+                self.wake()
             if self.blocked:
                 self._check_sub_unblocked()
         if complete:
@@ -133,7 +145,7 @@ class MultiConsumerDispatcher(Dispatcher):
     def _check_sub_unblocked(self) -> None:
         if self.blocked and self.total_unacked <= self._max_unacked_sub // 2:
             self.blocked = False
-            self.schedule()
+            self.wake()
 
     def redeliver(self, consumer: BrokerConsumer, entry_ids: Iterable[int] | None) -> None:
         """Move ``consumer``'s pending entries to the replay queue, bumping their counts.
@@ -158,7 +170,7 @@ class MultiConsumerDispatcher(Dispatcher):
         if consumer.blocked and consumer.unacked <= self._max_unacked // 2:
             consumer.blocked = False
         self._check_sub_unblocked()
-        self.schedule()
+        self.wake()
 
     # ------------------------------------------------------------------ dispatch loop
 
@@ -193,11 +205,12 @@ class MultiConsumerDispatcher(Dispatcher):
         while budget > 0 and not self.blocked:
             if self.delayed:
                 self._release_due()
-            if self.replay:
+            if self.replay and self._idle_epoch != self.replay_epoch:
                 dispatched = self.replay_read()
                 if dispatched:
                     budget -= dispatched
                     continue
+                self._idle_epoch = self.replay_epoch
             read = self.normal_read()
             if read < 0:
                 return
@@ -323,8 +336,11 @@ class MultiConsumerDispatcher(Dispatcher):
     # ------------------------------------------------------------------ delayed delivery
 
     def _release_due(self) -> None:
-        for entry_id in self.delayed.pop_due(self.loop.time()):
+        due = self.delayed.pop_due(self.loop.time())
+        for entry_id in due:
             self.replay.add(entry_id, 0)
+        if due:
+            self.replay_epoch += 1
         self._arm_delay_timer()
 
     def _arm_delay_timer(self) -> None:
@@ -344,7 +360,7 @@ class MultiConsumerDispatcher(Dispatcher):
             return
         self._last_tick = self.loop.time()
         self._release_due()
-        self.schedule()
+        self.wake()
 
     def close(self) -> None:
         super().close()
