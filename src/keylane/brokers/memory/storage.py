@@ -280,10 +280,18 @@ class TopicLog:
         """
         entry_id = self.base + len(self.entries)
         partition, ledger = self.partition, self.ledger_id
-        stored = tuple(
-            (d, k, ok, props, new_message_id(partition, ledger, entry_id, i), pt, et)
-            for i, (d, k, ok, props, pt, et) in enumerate(messages)
-        )
+        if len(messages) == 1:
+            d, k, ok, props, pt, et = messages[0]
+            stored: tuple[StoredMessage, ...] = (
+                (d, k, ok, props, new_message_id(partition, ledger, entry_id, 0), pt, et),
+            )
+        else:
+            stored = tuple(
+                [
+                    (d, k, ok, props, new_message_id(partition, ledger, entry_id, i), pt, et)
+                    for i, (d, k, ok, props, pt, et) in enumerate(messages)
+                ]
+            )
         _, key, ordering_key, _, _, _ = messages[0]
         sticky = ordering_key if ordering_key is not None else key if key is not None else NONE_KEY
         entry = Entry(entry_id, stored, sticky, None)
