@@ -258,3 +258,17 @@ async def test_batched_entry_acks_per_message(broker: MemoryBroker) -> None:
     again = await drain(consumer, quiet=1)
     assert texts(again) == ["m1"]
     assert again[0].redelivery_count == 1
+
+
+async def test_ack_timeout_of_a_whole_batch(broker: MemoryBroker) -> None:
+    from keylane.brokers.base import BatchingType
+
+    consumer = await subscribe(broker, "t", SHARED, "a", ack_timeout=10)
+    producer = await broker.create_producer("t", batching=BatchingType.DEFAULT)
+    await asyncio.gather(*(producer.send(f"m{i}".encode()) for i in range(3)))
+    first = [await consumer.receive(1) for _ in range(3)]
+    assert [m.redelivery_count for m in first] == [0, 0, 0]
+    # All three time out together; the entry is redelivered once, as a whole.
+    again = [await consumer.receive(30) for _ in range(3)]
+    assert texts(again) == ["m0", "m1", "m2"]
+    assert [m.redelivery_count for m in again] == [1, 1, 1]

@@ -154,7 +154,10 @@ class MultiConsumerDispatcher(Dispatcher):
         not (Pulsar passes no sticky hash for them), so they block no newer entry of the key.
         """
         pending = consumer.pending
-        ids = list(pending) if entry_ids is None else [e for e in entry_ids if e in pending]
+        if entry_ids is None:
+            ids = list(pending)
+        else:
+            ids = list(dict.fromkeys(e for e in entry_ids if e in pending))
         log = self.sub.log
         for entry_id in ids:
             count = pending.pop(entry_id)
