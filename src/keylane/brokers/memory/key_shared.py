@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 from keylane.brokers.base import KeySharedMode, KeySharedPolicy, SubscriptionType
 from keylane.brokers.memory.config import MemoryBrokerConfig
+from keylane.brokers.memory.multi import MultiConsumerDispatcher
 from keylane.brokers.memory.selectors import (
     ConsistentHashingSelector,
     HashRangeAutoSplitSelector,
     Selector,
     StickyRangeSelector,
 )
-from keylane.brokers.memory.shared import MultiConsumerDispatcher
 from keylane.brokers.memory.storage import Entry
 
 if TYPE_CHECKING:
