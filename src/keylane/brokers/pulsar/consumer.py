@@ -1,11 +1,9 @@
 """``PulsarConsumer``: keylane's :class:`~keylane.brokers.base.Consumer` over ``pulsar.asyncio``.
 
-Receiving with a timeout: ``pulsar.asyncio.Consumer.receive`` has no timeout, and cancelling it
-would lose the message the client later hands to the cancelled future (it is already taken from
-the client's receive queue). So each consumer keeps at most one native receive in flight as a
-task; ``receive(timeout)`` waits on it through :func:`asyncio.shield`, and a receive that timed
-out leaves the task running for the next call, which gets its message. Concurrent ``receive``
-calls on one consumer take turns.
+Receiving: ``pulsar.asyncio.Consumer.receive`` has no timeout and loses a message when cancelled,
+so ``receive`` goes through :class:`~keylane.brokers.pulsar._receiver.Receiver` over the client
+consumer's ``receive_async`` (the call ``pulsar.asyncio`` itself wraps). Received messages are the
+client's ``_pulsar.Message`` objects, which ``pulsar.asyncio`` accepts for acks and nacks.
 
 Acknowledging by :class:`~keylane.brokers.base.MessageId` looks up the client message of that
 id, because only the client's own id carries the batch bookkeeping needed to ack one message of
@@ -21,7 +19,7 @@ import contextlib
 from collections.abc import Callable
 from types import MappingProxyType
 
-import pulsar
+import _pulsar
 from pulsar.asyncio import Consumer as NativeConsumer
 from pulsar.asyncio import PulsarException
 
@@ -35,8 +33,10 @@ from keylane.brokers.base import (
 )
 from keylane.brokers.pulsar._convert import message_id_from_native, optional_text
 from keylane.brokers.pulsar._errors import result_name, translate
+from keylane.brokers.pulsar._receiver import Receiver
 from keylane.errors import (
     AlreadyClosedError,
+    BrokerError,
     ConsumerBusyError,
     CumulativeAckNotAllowedError,
     InvalidArgumentError,
@@ -47,7 +47,7 @@ __all__ = ["PulsarConsumer", "to_message"]
 _INDIVIDUAL_ONLY = (SubscriptionType.SHARED, SubscriptionType.KEY_SHARED)
 
 
-def to_message(native: pulsar.Message) -> Message:
+def to_message(native: _pulsar.Message) -> Message:
     """keylane's :class:`Message` of a received client message (kept as ``handle``)."""
     event_ms = native.event_timestamp()
     return Message(
@@ -62,12 +62,6 @@ def to_message(native: pulsar.Message) -> Message:
         event_time=event_ms / 1000 if event_ms else None,
         handle=native,
     )
-
-
-def _retrieve(task: asyncio.Task[pulsar.Message]) -> None:
-    """Mark a finished receive task's exception as seen (it is re-raised where awaited)."""
-    if not task.cancelled():
-        task.exception()
 
 
 class PulsarConsumer(Consumer):
@@ -86,10 +80,20 @@ class PulsarConsumer(Consumer):
         self._type = subscription_type
         self._on_close = on_close
         self._closed = False
-        self._pending: asyncio.Task[pulsar.Message] | None = None
-        self._turn = asyncio.Lock()
+        receive_async = getattr(getattr(native, "_consumer", None), "receive_async", None)
+        if not callable(receive_async):
+            raise BrokerError(
+                "this pulsar-client has no Consumer._consumer.receive_async; keylane needs "
+                "pulsar-client 3.x (see pyproject.toml)"
+            )
+        self._receiver: Receiver[_pulsar.Message] = Receiver(
+            receive_async,
+            ok=_pulsar.Result.Ok,
+            error=self._receive_error,
+            loop=asyncio.get_running_loop(),
+        )
         #: Client messages received and not yet acked, for acks by MessageId.
-        self._held: dict[MessageId, pulsar.Message] = {}
+        self._held: dict[MessageId, _pulsar.Message] = {}
 
     def __repr__(self) -> str:
         return f"<PulsarConsumer {self.consumer_name!r} {self._topic} sub={self.subscription!r}>"
@@ -113,36 +117,29 @@ class PulsarConsumer(Consumer):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise AlreadyClosedError(f"consumer {self.consumer_name!r} on {self._topic} is closed")
+            raise self._closed_error()
 
     async def receive(self, timeout: Duration | None = None) -> Message:
         seconds = None if timeout is None else to_seconds(timeout, "timeout")
         self._check_open()
-        async with asyncio.timeout(seconds), self._turn:
-            self._check_open()
-            task = self._pending
-            if task is None:
-                task = asyncio.ensure_future(self._native.receive())
-                task.add_done_callback(_retrieve)
-                self._pending = task
-            try:
-                native = await asyncio.shield(task)
-            except PulsarException as exc:
-                self._pending = None
-                if self._closed or result_name(exc) == "AlreadyClosed":
-                    raise AlreadyClosedError(
-                        f"consumer {self.consumer_name!r} on {self._topic} is closed"
-                    ) from exc
-                raise translate(exc, f"receive from {self._topic}") from exc
-            self._pending = None
+        native = await self._receiver.receive(seconds)
         message = to_message(native)
         self._held[message.message_id] = native
         return message
 
-    def _native_of(self, message: Message | MessageId) -> pulsar.Message:
+    def _receive_error(self, result: object) -> BaseException:
+        if self._closed or result == _pulsar.Result.AlreadyClosed:
+            return self._closed_error()
+        return translate(PulsarException(result), f"receive from {self._topic}")
+
+    def _closed_error(self) -> AlreadyClosedError:
+        return AlreadyClosedError(f"consumer {self.consumer_name!r} on {self._topic} is closed")
+
+    def _native_of(self, message: Message | MessageId) -> tuple[_pulsar.Message, MessageId]:
+        """The client message to ack for ``message``, and its id."""
         if isinstance(message, Message):
-            if isinstance(message.handle, pulsar.Message):
-                return message.handle
+            if isinstance(message.handle, _pulsar.Message):
+                return message.handle, message.message_id
             message = message.message_id
         if not isinstance(message, MessageId):
             raise InvalidArgumentError(
@@ -153,16 +150,16 @@ class PulsarConsumer(Consumer):
             raise InvalidArgumentError(
                 f"message {message} was not received (or was already acked) by this consumer"
             )
-        return native
+        return native, message
 
     async def acknowledge(self, message: Message | MessageId) -> None:
         self._check_open()
-        native = self._native_of(message)
+        native, message_id = self._native_of(message)
         try:
             await self._native.acknowledge(native)
         except PulsarException as exc:
             raise translate(exc, f"acknowledge on {self._topic}") from exc
-        self._held.pop(message_id_from_native(native.message_id()), None)
+        self._held.pop(message_id, None)
 
     async def acknowledge_cumulative(self, message: Message | MessageId) -> None:
         self._check_open()
@@ -170,19 +167,18 @@ class PulsarConsumer(Consumer):
             raise CumulativeAckNotAllowedError(
                 f"cumulative acknowledgement is not allowed on a {self._type.value} subscription"
             )
-        native = self._native_of(message)
+        native, upto = self._native_of(message)
         try:
             await self._native.acknowledge_cumulative(native)
         except PulsarException as exc:
             raise translate(exc, f"acknowledge cumulatively on {self._topic}") from exc
-        upto = message_id_from_native(native.message_id())
         for held in [i for i in self._held if i.partition == upto.partition and i <= upto]:
             del self._held[held]
 
     async def negative_acknowledge(self, message: Message | MessageId) -> None:
         self._check_open()
-        native = self._native_of(message)
-        self._held.pop(message_id_from_native(native.message_id()), None)
+        native, message_id = self._native_of(message)
+        self._held.pop(message_id, None)
         try:
             await self._native.negative_acknowledge(native)
         except PulsarException as exc:
@@ -197,9 +193,7 @@ class PulsarConsumer(Consumer):
         self._closed = True
         self._on_close(self)
         self._held.clear()
-        if self._pending is not None and not self._pending.done():
-            self._pending.cancel()
-        self._pending = None
+        self._receiver.close(self._closed_error)
 
     async def close(self) -> None:
         if self._closed:
