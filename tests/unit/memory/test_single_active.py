@@ -232,3 +232,17 @@ async def test_latest_position_skips_older_messages(broker: MemoryBroker) -> Non
     )
     await send(producer, "new")
     assert texts(await drain(consumer)) == ["new"]
+
+
+async def test_ack_timeout_on_exclusive_rewinds_everything(broker: MemoryBroker) -> None:
+    loop = asyncio.get_running_loop()
+    consumer = await subscribe(broker, "t", EXCLUSIVE, "a", ack_timeout=10)
+    producer = await broker.create_producer("t", batching=None)
+    await send(producer, "m1", "m2", "m3")
+    got = [await consumer.receive(1) for _ in range(3)]
+    await consumer.acknowledge(got[1])
+    start = loop.time()
+    again = [await consumer.receive(30), await consumer.receive(1)]
+    assert 10.0 <= loop.time() - start <= 11.0
+    assert texts(again) == ["m1", "m3"]
+    assert [m.redelivery_count for m in again] == [0, 0]
