@@ -114,6 +114,8 @@ class PulsarAdmin:
         try:
             reply = await self._call("GET", f"{topic_path(topic)}/partitions")
         except _HttpError as exc:
+            if exc.status == 404:
+                return 0
             raise BrokerError(f"cannot read the partitions of {topic}: {exc}") from None
         return int(reply.get("partitions", 0)) if isinstance(reply, dict) else 0
 
