@@ -47,6 +47,9 @@ STANDALONE_KNOBS: dict[str, Any] = {
     "delayed_delivery_strict": DELAYED_DELIVERY_STRICT,
 }
 
+#: Most messages a drain accepts before failing (runaway redelivery guard).
+DRAIN_LIMIT = 2000
+
 #: Features a backend cannot offer, with the reason (the test is skipped there).
 UNSUPPORTED: dict[str, dict[str, str]] = {
     "memory": {},
@@ -217,11 +220,20 @@ class Backend:
         return out
 
     async def drain(
-        self, consumer: Consumer, *, ack: bool = True, quiet: float | None = None
+        self,
+        consumer: Consumer,
+        *,
+        ack: bool = True,
+        quiet: float | None = None,
+        limit: int = DRAIN_LIMIT,
     ) -> list[Message]:
-        """Receive until the consumer stays silent for ``quiet`` seconds."""
+        """Receive until the consumer stays silent for ``quiet`` seconds.
+
+        Fails after ``limit`` messages, so a broker that redelivers forever fails the test
+        instead of hanging it.
+        """
         out: list[Message] = []
-        while True:
+        while len(out) < limit:
             try:
                 message = await consumer.receive(timeout=self.quiet if quiet is None else quiet)
             except TimeoutError:
@@ -229,6 +241,7 @@ class Backend:
             if ack:
                 await consumer.acknowledge(message)
             out.append(message)
+        raise AssertionError(f"{consumer.consumer_name}: still receiving after {limit} messages")
 
     async def collect(
         self,

@@ -13,13 +13,17 @@ SHARED = SubscriptionType.SHARED
 KEY_SHARED = SubscriptionType.KEY_SHARED
 EXCLUSIVE = SubscriptionType.EXCLUSIVE
 NACK_DELAY = 0.2
+MAX_DELIVERIES = 30
 
 
 async def nack_everything(
     backend: Backend, consumer: Consumer, seen: dict[str, list[tuple[str, int]]], label: str
 ) -> None:
-    """Receive and nack until quiet, recording ``(consumer, redelivery_count)`` per payload."""
-    while True:
+    """Receive and nack until quiet, recording ``(consumer, redelivery_count)`` per payload.
+
+    Gives up after ``MAX_DELIVERIES`` (a broker that never dead-letters must fail, not hang).
+    """
+    for _ in range(MAX_DELIVERIES):
         try:
             message = await consumer.receive(timeout=backend.quiet)
         except TimeoutError:

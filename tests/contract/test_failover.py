@@ -48,36 +48,50 @@ async def partitions_served(
     return served
 
 
-async def two_consumers(backend: Backend, topic: str) -> tuple[Consumer, Consumer]:
-    """Failover consumers "A" and "B" on a non-partitioned topic: (active, standby)."""
+def topic_where_ring_picks(backend: Backend, names: list[str], winner: str) -> str:
+    """A fresh topic name whose section 1.2 ring picks ``winner`` among ``names``."""
+    for i in range(1000):
+        topic = backend.topic(f"t{i}")
+        if failover_ring_pick(names, topic) == winner:
+            return topic
+    raise LookupError(f"no topic picks {winner}")
+
+
+async def two_consumers(backend: Backend) -> tuple[str, Consumer, Consumer]:
+    """Failover consumers "A" then "B" on a topic whose ring picks B: (topic, active, standby).
+
+    The active consumer is the one that subscribed *second*, so a broker that simply keeps the
+    first subscriber active fails.
+    """
+    topic = topic_where_ring_picks(backend, ["A", "B"], "B")
     a = await backend.subscribe(topic, "sub", FAILOVER, consumer_name="A")
     b = await backend.subscribe(topic, "sub", FAILOVER, consumer_name="B")
-    await backend.settle(backend.failover_delay + 0.5)  # let any switch-over complete
-    return (a, b) if failover_ring_pick(["A", "B"], topic) == "A" else (b, a)
+    await backend.settle(backend.failover_delay + 0.5)  # let the switch-over to B complete
+    return topic, b, a
 
 
 async def test_c09_ring_picks_one_active_consumer(backend: Backend) -> None:
-    # Given a non-partitioned topic and Failover consumers "consumer-a" and "consumer-b"
-    topic = backend.topic()
-    consumers = {
-        name: await backend.subscribe(topic, "sub", FAILOVER, consumer_name=name)
-        for name in ("consumer-a", "consumer-b")
-    }
-    await backend.settle(backend.failover_delay + 0.5)
-    producer = await backend.producer(topic)
-    # When 10 messages are produced
-    sent = await backend.send_all(producer, [f"m{i}" for i in range(10)])
-    # Then exactly one consumer, the one the section 1.2 ring picks, receives all 10, in order
-    active = failover_ring_pick(list(consumers), topic)
-    got = await backend.collect(consumers)
-    assert texts(got[active]) == sent
-    assert all(not got[name] for name in consumers if name != active)
+    names = ["consumer-a", "consumer-b"]
+    for winner in names:  # one topic where the ring picks each consumer
+        # Given a non-partitioned topic and Failover consumers "consumer-a" and "consumer-b"
+        topic = topic_where_ring_picks(backend, names, winner)
+        consumers = {
+            name: await backend.subscribe(topic, "sub", FAILOVER, consumer_name=name)
+            for name in names
+        }
+        await backend.settle(backend.failover_delay + 0.5)
+        producer = await backend.producer(topic)
+        # When 10 messages are produced
+        sent = await backend.send_all(producer, [f"m{i}" for i in range(10)])
+        # Then exactly one consumer, the one the section 1.2 ring picks, receives all 10
+        got = await backend.collect(consumers)
+        assert texts(got[winner]) == sent, topic
+        assert all(not got[name] for name in names if name != winner), topic
 
 
 async def test_c10_standby_takes_over_from_first_unacked(backend: Backend) -> None:
     # Given Failover consumers A (active) and B on a non-partitioned topic
-    topic = backend.topic()
-    active, standby = await two_consumers(backend, topic)
+    topic, active, standby = await two_consumers(backend)
     producer = await backend.producer(topic)
     # And A received m1..m5 and acked m1..m2
     await backend.send_all(producer, ["m1", "m2", "m3", "m4", "m5"])
@@ -165,8 +179,7 @@ async def test_c13_highest_priority_consumer_is_active_everywhere(backend: Backe
 
 async def test_c14_switch_over_waits_failover_delay(backend: Backend) -> None:
     # Given the standalone's failover delay and active consumer A with standby B
-    topic = backend.topic()
-    active, standby = await two_consumers(backend, topic)
+    topic, active, standby = await two_consumers(backend)
     producer = await backend.producer(topic)
     await backend.send_all(producer, ["m1", "m2", "m3"])
     received = await backend.receive_n(active, 3)
