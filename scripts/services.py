@@ -6,7 +6,9 @@ Usage (from the repository root; stdlib only, so any Python 3.11 works)::
     .venv/bin/python scripts/services.py pulsar start|stop|status
     .venv/bin/python scripts/services.py redis start|stop|status
 
-Both servers listen on 127.0.0.1 only and keep their state under ``.services/`` (gitignored):
+Both servers listen on 127.0.0.1 only and keep their state under ``.services/`` (gitignored;
+``KEYLANE_SERVICES_DIR`` moves it; ``KEYLANE_PULSAR_PORT``, ``KEYLANE_PULSAR_WEB_PORT`` and
+``KEYLANE_REDIS_PORT`` change the ports, and ``env`` prints the matching URLs):
 
 * Redis: ``redis-server`` (Debian package, installed with apt-get when missing) on port 6390,
   no persistence, daemonized, pidfile ``.services/redis.pid``.
@@ -40,16 +42,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".services"
+# Overridable so a second instance can run beside the shared one (e.g. to time a cold start).
+STATE = Path(os.environ.get("KEYLANE_SERVICES_DIR", ROOT / ".services")).resolve()
 
 HOST = "127.0.0.1"
-REDIS_PORT = 6390
+REDIS_PORT = int(os.environ.get("KEYLANE_REDIS_PORT", "6390"))
 REDIS_PIDFILE = STATE / "redis.pid"
 
 PULSAR_VERSION = os.environ.get("KEYLANE_PULSAR_VERSION", "4.0.8")
-PULSAR_PORT = 6650
-PULSAR_WEB_PORT = 8080
-BOOKIE_PORT = 3181
+PULSAR_PORT = int(os.environ.get("KEYLANE_PULSAR_PORT", "6650"))
+PULSAR_WEB_PORT = int(os.environ.get("KEYLANE_PULSAR_WEB_PORT", "8080"))
 PULSAR_DIR = STATE / "pulsar"
 PULSAR_HOME = PULSAR_DIR / f"apache-pulsar-{PULSAR_VERSION}"
 PULSAR_PIDFILE = STATE / "pulsar.pid"
@@ -65,6 +67,8 @@ PULSAR_OVERRIDES = {
     "advertisedAddress": HOST,
     "brokerServicePort": str(PULSAR_PORT),
     "webServicePort": str(PULSAR_WEB_PORT),
+    # The standalone bookie takes a random port; keep it on the loopback interface too.
+    "listeningInterface": "lo",
     # A 2-core box shared with the tests: small caches, no extra services.
     "managedLedgerCacheSizeMB": "64",
     "dbStorage_writeCacheMaxSizeMb": "32",
@@ -345,7 +349,7 @@ def pulsar_start() -> None:
             return
         stop_pid(pid, "unhealthy pulsar")
     PULSAR_PIDFILE.unlink(missing_ok=True)
-    for port in (PULSAR_PORT, PULSAR_WEB_PORT, BOOKIE_PORT):
+    for port in (PULSAR_PORT, PULSAR_WEB_PORT):
         if port_open(port):
             raise ServiceError(f"port {port} is taken by a process this script did not start")
     started = time.monotonic()
@@ -367,7 +371,6 @@ def pulsar_start() -> None:
         "-nfw", "-nss", "-a", HOST,
         "--metadata-dir", str(PULSAR_DATA / "metadata"),
         "--bookkeeper-dir", str(PULSAR_DATA / "bookkeeper"),
-        "--bookkeeper-port", str(BOOKIE_PORT),
     ]  # fmt: skip
     with PULSAR_LOG.open("wb") as out:
         proc = subprocess.Popen(  # bin/pulsar execs java, so this PID is the broker's
