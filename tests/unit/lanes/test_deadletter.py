@@ -69,28 +69,3 @@ async def test_a_failed_send_propagates_so_lanes_keep_the_message() -> None:
 def test_the_producer_must_be_a_keylane_producer() -> None:
     with pytest.raises(InvalidArgumentError, match="producer must be a keylane Producer, not str"):
         producer_dead_letter_sink("dlq-topic")  # type: ignore[arg-type]
-
-
-def test_public_names() -> None:
-    import keylane.lanes
-
-    assert sorted(keylane.lanes.__all__) == sorted(
-        [
-            "DEAD_LETTER_ATTEMPTS",
-            "DEAD_LETTER_ERROR",
-            "ORIGIN_MESSAGE_ID",
-            "REAL_TOPIC",
-            "DeadLetterSink",
-            "ExhaustedPolicy",
-            "Handler",
-            "HandlerContext",
-            "HandlerResultError",
-            "HandlerTimeoutError",
-            "LaneConfig",
-            "LaneStats",
-            "Lanes",
-            "producer_dead_letter_sink",
-        ]
-    )
-    for name in keylane.lanes.__all__:
-        assert getattr(keylane.lanes, name) is not None
