@@ -181,8 +181,10 @@ class Lanes:
                 lane.state = LaneState.WAITING
         self._retry_pending = 0
         self._ready.clear()
-        if self._workers:
-            _, pending = await asyncio.wait(set(self._workers), timeout=grace)
+        # A handler may call stop() itself; it must not wait for (or cancel) its own task.
+        workers = self._workers - {asyncio.current_task()}
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=grace)
             if pending:
                 logger.warning(
                     "cancelling %d handler(s) still running after %gs", len(pending), grace

@@ -195,3 +195,19 @@ async def test_a_handler_ignoring_cancellation_cannot_hang_stop() -> None:
     assert consumer.acked == []
     release.set()
     await asyncio.sleep(0.05)
+
+
+async def test_a_handler_may_stop_its_own_lanes_without_deadlock() -> None:
+    consumer = FakeConsumer([make_message("a", 0), make_message("b", 1)])
+    holder: list[Lanes] = []
+
+    async def stopper(message: Message, context: HandlerContext) -> None:
+        if context.key == "a":
+            await holder[0].stop(grace=1.0)
+
+    lanes = Lanes(consumer, stopper, LaneConfig(on_exhausted=PARK))
+    holder.append(lanes)
+    await lanes.start()
+    async with asyncio.timeout(5):
+        await eventually(lambda: lanes.stats().state == "stopped", timeout=5)
+    assert lanes.stats().state == "stopped"
