@@ -62,20 +62,38 @@ async def test_c29_each_key_to_one_consumer_in_order(backend: Backend) -> None:
             assert payloads == [f"{k}/{n}" for n in range(20)], (name, k)
 
 
-async def test_c30_keyless_messages_share_one_consumer(backend: Backend) -> None:
-    # Given Key_Shared consumers
+async def test_c30_keyless_messages_use_producer_sequence_key(backend: Backend) -> None:
+    """Case 30 as real Pulsar 4.0.8 behaves (checked with pulsar-client 3.13 on the standalone).
+
+    The spec (1.4.1, case 30) says every keyless message has sticky key ``NONE_KEY`` and so goes
+    to one consumer. Pulsar 4.0.8's broker (``Commands.resolveStickyKey``) instead falls back to
+    ``"<producer name>-<sequence id>"`` when the entry has no ordering or partition key, so keyless
+    messages spread over the consumers; only an explicit key ``"NONE_KEY"`` pins one consumer.
+    """
+    # Given Key_Shared consumers and a producer with a known name (sequence ids 0, 1, 2, ...)
     topic = backend.topic()
     names = ["c1", "c2", "c3"]
     consumers = await key_shared(backend, topic, names)
-    producer = await backend.producer(topic)
+    producer_name = f"{backend.prefix}-producer"
+    producer = await backend.producer(topic, producer_name=producer_name)
     # When messages without any key are produced
     sent = await backend.send_all(producer, [f"m{i}" for i in range(20)])
-    # Then all of them go to the single consumer of sticky key "NONE_KEY", in order
     got = await backend.collect(consumers)
-    owner = ConsistentHashRing.of(names).select("NONE_KEY")
-    assert texts(got[owner]) == sent
-    assert all(not got[n] for n in names if n != owner)
-    assert all(m.sticky_key == "NONE_KEY" and m.key is None for m in got[owner])
+    # Then message i goes to the owner of "<producer name>-<i>", so not all to one consumer
+    ring = ConsistentHashRing.of(names)
+    owner = {p: ring.select(f"{producer_name}-{i}") for i, p in enumerate(sent)}
+    assert {n: texts(got[n]) for n in names} == {
+        n: [p for p in sent if owner[p] == n] for n in names
+    }
+    assert len(set(owner.values())) > 1
+    assert all(m.key is None and m.ordering_key is None for v in got.values() for m in v)
+    # When messages carry the literal key "NONE_KEY"
+    await backend.send_all(producer, [f"n{i}" for i in range(5)], key="NONE_KEY")
+    # Then they all go to that key's single owner, in order
+    got = await backend.collect(consumers)
+    assert {n: texts(v) for n, v in got.items() if v} == {
+        ring.select("NONE_KEY"): [f"n{i}" for i in range(5)]
+    }
 
 
 async def test_c31_ordering_key_takes_precedence(backend: Backend) -> None:
