@@ -15,10 +15,10 @@ Broker knobs: the memory broker is built with ``support.STANDALONE_KNOBS``, the 
 real standalone started by ``scripts/services.py`` (Pulsar defaults plus its overrides). Change both
 together.
 
-Cases that cannot run on the shared real standalone (skipped on ``pulsar`` only):
+Case 23 (``maxUnackedMessagesPerConsumer=10``) runs on Pulsar through a topic policy set with
+the admin REST API. Cases that cannot run on the shared real standalone (skipped on ``pulsar``):
 
 * 13, 24: ``priority_level`` other than 0 (the Python client has no priority option).
-* 23: ``maxUnackedMessagesPerConsumer=10`` (broker config).
 * 32, 33: ``subscriptionKeySharedUseConsistentHashing=false`` (broker config).
 * 43: small Key_Shared look-ahead limits (broker config; the defaults need 5000+ messages).
 """
@@ -99,6 +99,8 @@ async def backend(
                 broker = connect(service_url, admin_url=admin_url)
             await stack.enter_async_context(broker)
             helper = Backend(name=backend_kind, broker=broker, stack=stack, virtual=virtual)
+            if backend_urls is not None:
+                helper.admin_url = backend_urls[1]
             if backend_kind == "memory":
                 helper.quiet = 2.0  # virtual seconds cost nothing
             yield helper

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Backend:
         quiet: how long a consumer must stay silent to count as drained.
         ack_flush: how long until acks and nacks have surely reached the broker.
         virtual: whether time is virtual (looptime).
+        admin_url: the Pulsar admin REST URL (pulsar only).
     """
 
     name: str
@@ -100,6 +102,7 @@ class Backend:
     quiet: float = 1.5
     ack_flush: float = 0.3
     prefix: str = field(default_factory=unique)
+    admin_url: str | None = None
 
     # ------------------------------------------------------------------ names and time
 
@@ -147,6 +150,25 @@ class Backend:
             )
         broker = memory_broker(**changed)
         return await self.stack.enter_async_context(broker)
+
+    async def with_max_unacked_per_consumer(self, topic: str, limit: int) -> Broker:
+        """A broker on which consumers of ``topic`` stop at ``limit`` unacked messages.
+
+        Memory: a broker with ``max_unacked_per_consumer=limit``. Pulsar: the topic policy
+        ``maxUnackedMessagesOnConsumer`` set through the admin REST API on the shared
+        standalone (topic-level policies are on by default in 4.x).
+        """
+        if self.name == "memory":
+            return await self.broker_with(max_unacked_per_consumer=limit)
+        assert self.admin_url is not None
+        await self.broker.create_topic(topic)
+        url = f"{self.admin_url}/admin/v2/{topic.replace('://', '/')}/maxUnackedMessagesOnConsumer"
+        await asyncio.to_thread(_http, "POST", url, str(limit).encode())
+        for _ in range(50):  # the policy propagates through a system topic
+            if (await asyncio.to_thread(_http, "GET", url)).strip() == str(limit).encode():
+                return self.broker
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"topic policy maxUnackedMessagesOnConsumer={limit} never applied")
 
     # ------------------------------------------------------------------ clients
 
@@ -264,6 +286,16 @@ class Backend:
         except TimeoutError:
             return
         raise AssertionError(f"expected no message, got {text(message)!r} ({message.message_id})")
+
+
+def _http(method: str, url: str, body: bytes | None = None) -> bytes:
+    """One admin REST call (blocking; run it in a thread)."""
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        data: bytes = response.read()
+        return data
 
 
 def memory_broker(**knobs: Any) -> Broker:

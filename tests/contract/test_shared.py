@@ -152,8 +152,8 @@ async def test_c22_redeliver_unacked_bumps_count_and_may_move(backend: Backend) 
 
 async def test_c23_max_unacked_per_consumer_blocks_and_resumes(backend: Backend) -> None:
     # Given maxUnackedMessagesPerConsumer=10 and a Shared consumer that never acks
-    broker = await backend.broker_with(max_unacked_per_consumer=10)
     topic = backend.topic()
+    broker = await backend.with_max_unacked_per_consumer(topic, 10)
     consumer = await backend.subscribe(topic, "sub", SHARED, broker=broker, consumer_name="A")
     producer = await backend.producer(topic, broker=broker)
     sent = await backend.send_all(producer, [f"m{i}" for i in range(30)])
