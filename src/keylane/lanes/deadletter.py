@@ -6,6 +6,7 @@ backend; it publishes through the broker contract's :class:`~keylane.brokers.bas
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from keylane.brokers.base import Message, Producer
@@ -18,6 +19,7 @@ __all__ = [
     "REAL_TOPIC",
     "DeadLetterSink",
     "producer_dead_letter_sink",
+    "store_dead_letter",
 ]
 
 #: ``(message, last error, attempts made)``; returns once the message is safely stored.
@@ -75,3 +77,27 @@ def producer_dead_letter_sink(producer: Producer) -> DeadLetterSink:
         )
 
     return sink
+
+
+async def store_dead_letter(
+    sink: DeadLetterSink,
+    message: Message,
+    error: BaseException,
+    attempts: int,
+    timeout: float | None,
+) -> BaseException | None:
+    """Call ``sink`` within ``timeout``; None once it stored the message, else why it did not.
+
+    A cancellation of the running task itself (shutdown) propagates.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await sink(message, error, attempts)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return exc
+    except Exception as exc:
+        return exc
+    return None

@@ -1,7 +1,8 @@
 """The keyed scheduler: :class:`Lanes` runs one handler at a time per key, many keys at once.
 
-Responsible for the receive loop, per-key FIFO lanes, the ``max_in_flight`` worker pool, retries
-with backoff, the exhausted-message policies, individual acks, backpressure and shutdown. The
+Responsible for the lifecycle, per-key FIFO lanes, the ``max_in_flight`` worker pool, retries with
+backoff, the exhausted-message policies, individual acks and shutdown (the receive loop and the
+buffer gate live in :mod:`keylane.lanes.receiver`, the snapshot in :mod:`keylane.lanes.stats`). The
 guarantees are stated in ``docs/lanes.md``. Imports no backend: only the broker contract
 (:mod:`keylane.brokers.base`) and :mod:`keylane.errors`.
 """
@@ -14,26 +15,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Self
 
 from keylane.brokers.base import Consumer, Message
-from keylane.errors import AlreadyClosedError, InvalidArgumentError
+from keylane.errors import InvalidArgumentError
 from keylane.lanes.config import ExhaustedPolicy, LaneConfig
-from keylane.lanes.deadletter import DeadLetterSink, describe_error
+from keylane.lanes.deadletter import DeadLetterSink, describe_error, store_dead_letter
 from keylane.lanes.handler import Handler, HandlerContext, HandlerTimeoutError, run_attempt
 from keylane.lanes.lane import Lane, LaneState
-from keylane.lanes.stats import LaneCounters, LaneStats
+from keylane.lanes.receiver import BufferGate, receive_loop, resolve_key
+from keylane.lanes.stats import LaneCounters, LaneStats, snapshot
 
 __all__ = ["Lanes"]
 
 logger = logging.getLogger("keylane.lanes")
 
-#: The receive loop yields to the workers after this many receives that did not suspend.
-_RECEIVE_BATCH = 64
-#: Backoff after a failing ``receive()`` call: first delay and maximum, in seconds.
-_RECEIVE_RETRY_MIN = 0.05
-_RECEIVE_RETRY_MAX = 5.0
 #: How long ``stop`` waits for cancelled workers before it gives up on them.
 _CANCEL_WAIT = 1.0
 
@@ -107,11 +104,10 @@ class Lanes:
         self._workers: set[asyncio.Task[None]] = set()
         self._active = 0  # running workers (one handler slot each)
         self._retry_pending = 0
-        self._buffered = 0
+        self._gate = BufferGate(config.max_buffered_total)
         self._counters = LaneCounters()
         self._receiver: asyncio.Task[None] | None = None
         self._receiving = False
-        self._space = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopped = asyncio.Event()
@@ -135,7 +131,8 @@ class Lanes:
         self._phase = _Phase.RUNNING
         self._receiving = True
         self._receiver = self._loop.create_task(
-            self._receive_loop(), name=f"keylane-lanes-receive[{self._consumer_name}]"
+            receive_loop(self._consumer, self._gate, self._admit, self._counters),
+            name=f"keylane-lanes-receive[{self._consumer_name}]",
         )
         self._receiver.add_done_callback(self._receiver_done)
 
@@ -194,8 +191,8 @@ class Lanes:
                 _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
                 if stuck:
                     logger.error("%d handler(s) ignore cancellation; abandoning them", len(stuck))
-        self._counters.abandoned = self._buffered
-        unacked = self._buffered + self._counters.ack_failures
+        self._counters.abandoned = self._gate.buffered
+        unacked = self._gate.buffered + self._counters.ack_failures
         if unacked and self._config.redeliver_on_stop:
             try:
                 await self._consumer.redeliver_unacknowledged_messages()
@@ -247,35 +244,6 @@ class Lanes:
 
     # ------------------------------------------------------------------ receiving
 
-    async def _receive_loop(self) -> None:
-        consumer = self._consumer
-        cap = self._config.max_buffered_total
-        since_yield = 0
-        delay = _RECEIVE_RETRY_MIN
-        while True:
-            if self._buffered >= cap:
-                self._space.clear()
-                await self._space.wait()
-                continue
-            try:
-                message = await consumer.receive()
-            except AlreadyClosedError:
-                logger.warning("consumer %s is closed; lanes stop receiving", self._consumer_name)
-                self._receiving = False
-                return
-            except Exception:
-                self._counters.receive_errors += 1
-                logger.warning("receive() failed; retrying in %gs", delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RECEIVE_RETRY_MAX)
-                continue
-            delay = _RECEIVE_RETRY_MIN
-            self._admit(message)
-            since_yield += 1
-            if since_yield >= _RECEIVE_BATCH:
-                since_yield = 0
-                await asyncio.sleep(0)
-
     def _receiver_done(self, task: asyncio.Task[None]) -> None:
         self._receiving = False
         if not task.cancelled() and task.exception() is not None:
@@ -283,18 +251,8 @@ class Lanes:
 
     def _admit(self, message: Message) -> None:
         self._counters.received += 1
-        key_of = self._key_of
-        if key_of is None:
-            key = message.sticky_key
-        else:
-            try:
-                key = key_of(message)
-                if type(key) is not str:
-                    raise TypeError(f"key_of returned {type(key).__name__}, not str")
-            except Exception:
-                logger.exception("key_of failed for %s; using its sticky_key", message.message_id)
-                key = message.sticky_key
-        self._buffered += 1
+        key = message.sticky_key if self._key_of is None else resolve_key(self._key_of, message)
+        self._gate.take()
         lane = self._lanes.get(key)
         if lane is None:
             lane = Lane(key)
@@ -405,9 +363,7 @@ class Lanes:
         """Drop the finished head; returns whether the lane has another message."""
         lane.queue.popleft()
         lane.attempt = 0
-        self._buffered -= 1
-        if not self._space.is_set() and self._buffered < self._config.max_buffered_total:
-            self._space.set()
+        self._gate.release()
         if lane.queue:
             return True
         del self._lanes[lane.key]
@@ -450,78 +406,27 @@ class Lanes:
             lane.attempt,
             lane.last_error,
         )
-        timeout = self._config.handler_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                await self._sink(message, error, lane.attempt)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            self._counters.dead_letter_failures += 1
-            return False
-        except Exception as exc:
-            self._counters.dead_letter_failures += 1
-            lane.last_error = f"dead-letter sink: {describe_error(exc)}"
-            logger.warning("dead-letter sink failed for %s", message.message_id, exc_info=True)
-            return False
-        self._counters.dead_lettered += 1
-        return True
+        failure = await store_dead_letter(
+            self._sink, message, error, lane.attempt, self._config.handler_timeout
+        )
+        if failure is None:
+            self._counters.dead_lettered += 1
+            return True
+        self._counters.dead_letter_failures += 1
+        lane.last_error = f"dead-letter sink: {describe_error(failure)}"
+        logger.warning("dead-letter sink failed for %s: %s", message.message_id, lane.last_error)
+        return False
 
     # ------------------------------------------------------------------ introspection
 
     def stats(self) -> LaneStats:
         """A frozen snapshot of the current state and counters (O(number of buffered keys))."""
-        now = self._loop.time() if self._loop is not None else time.monotonic()
-        config = self._config
-        per_key = config.max_buffered_per_key
-        depths: dict[str, int] = {}
-        ages: dict[str, float] = {}
-        parked: dict[str, str] = {}
-        in_flight: list[str] = []
-        retrying: list[str] = []
-        waiting: list[str] = []
-        full: list[str] = []
-        overflow = 0
-        for key, lane in self._lanes.items():
-            depth = len(lane.queue)
-            depths[key] = depth
-            if depth >= per_key:
-                full.append(key)
-                overflow += depth - per_key
-            state = lane.state
-            if state is LaneState.RUNNING or state is LaneState.RETRY:
-                (in_flight if state is LaneState.RUNNING else retrying).append(key)
-                ages[key] = now - lane.first_start if lane.attempt else 0.0
-            elif state is LaneState.WAITING:
-                waiting.append(key)
-            else:
-                parked[key] = lane.last_error
-        c = self._counters
-        return LaneStats(
-            time=now,
+        return snapshot(
+            now=self._loop.time() if self._loop is not None else time.monotonic(),
             state=self._phase.value,
             receiving=self._receiving,
-            buffered=self._buffered,
-            in_flight_keys=frozenset(in_flight),
-            retrying_keys=frozenset(retrying),
-            waiting_keys=frozenset(waiting),
-            queue_depths=MappingProxyType(depths),
-            in_flight_age=MappingProxyType(ages),
-            stalled_keys=frozenset(k for k, age in ages.items() if age > config.stall_threshold),
-            parked_keys=MappingProxyType(parked),
-            full_keys=frozenset(full),
-            overflow=overflow,
-            received=c.received,
-            completed=c.completed,
-            failed=c.failed,
-            timed_out=c.timed_out,
-            retried=c.retried,
-            dead_lettered=c.dead_lettered,
-            dead_letter_failures=c.dead_letter_failures,
-            parked=c.parked,
-            acked=c.acked,
-            ack_failures=c.ack_failures,
-            abandoned=c.abandoned,
-            receive_errors=c.receive_errors,
+            buffered=self._gate.buffered,
+            lanes=self._lanes.values(),
+            config=self._config,
+            counters=self._counters,
         )

@@ -1,15 +1,19 @@
 """Introspection of lanes: the live counters and the frozen :class:`LaneStats` snapshot.
 
-Responsible only for the shape of the numbers; the scheduler fills them. Imports nothing from
-keylane and no backend.
+Responsible for the shape of the numbers and for building a snapshot from the per-key lanes; the
+scheduler keeps them up to date. Imports no backend and nothing outside ``keylane.lanes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
-__all__ = ["LaneCounters", "LaneStats"]
+from keylane.lanes.config import LaneConfig
+from keylane.lanes.lane import Lane, LaneState
+
+__all__ = ["LaneCounters", "LaneStats", "snapshot"]
 
 
 @dataclass(slots=True)
@@ -98,3 +102,68 @@ class LaneStats:
     def in_flight(self) -> int:
         """Number of handlers running right now."""
         return len(self.in_flight_keys)
+
+
+def snapshot(
+    *,
+    now: float,
+    state: str,
+    receiving: bool,
+    buffered: int,
+    lanes: Iterable[Lane],
+    config: LaneConfig,
+    counters: LaneCounters,
+) -> LaneStats:
+    """Build a :class:`LaneStats` from the live lanes (O(number of buffered keys))."""
+    per_key = config.max_buffered_per_key
+    depths: dict[str, int] = {}
+    ages: dict[str, float] = {}
+    parked: dict[str, str] = {}
+    in_flight: list[str] = []
+    retrying: list[str] = []
+    waiting: list[str] = []
+    full: list[str] = []
+    overflow = 0
+    for lane in lanes:
+        key = lane.key
+        depth = len(lane.queue)
+        depths[key] = depth
+        if depth >= per_key:
+            full.append(key)
+            overflow += depth - per_key
+        lane_state = lane.state
+        if lane_state is LaneState.RUNNING or lane_state is LaneState.RETRY:
+            (in_flight if lane_state is LaneState.RUNNING else retrying).append(key)
+            ages[key] = now - lane.first_start if lane.attempt else 0.0
+        elif lane_state is LaneState.WAITING:
+            waiting.append(key)
+        else:
+            parked[key] = lane.last_error
+    c = counters
+    return LaneStats(
+        time=now,
+        state=state,
+        receiving=receiving,
+        buffered=buffered,
+        in_flight_keys=frozenset(in_flight),
+        retrying_keys=frozenset(retrying),
+        waiting_keys=frozenset(waiting),
+        queue_depths=MappingProxyType(depths),
+        in_flight_age=MappingProxyType(ages),
+        stalled_keys=frozenset(k for k, age in ages.items() if age > config.stall_threshold),
+        parked_keys=MappingProxyType(parked),
+        full_keys=frozenset(full),
+        overflow=overflow,
+        received=c.received,
+        completed=c.completed,
+        failed=c.failed,
+        timed_out=c.timed_out,
+        retried=c.retried,
+        dead_lettered=c.dead_lettered,
+        dead_letter_failures=c.dead_letter_failures,
+        parked=c.parked,
+        acked=c.acked,
+        ack_failures=c.ack_failures,
+        abandoned=c.abandoned,
+        receive_errors=c.receive_errors,
+    )
