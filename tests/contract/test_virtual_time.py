@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.contract.support import Backend
 
 
-async def test_memory_backend_runs_on_virtual_time(backend: Backend) -> None:
+async def test_memory_backend_runs_on_virtual_time(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    if request.config.getoption("looptime", default=None) is False:
+        pytest.skip("--no-looptime: the memory backend runs on real time")
     # Given the backend's event loop
     loop_start, wall_start = backend.now(), time.monotonic()
     # When the test sleeps 30 s (virtual on memory) -- on pulsar only a short real sleep
