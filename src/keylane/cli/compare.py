@@ -21,7 +21,7 @@ from keylane.locks.base import DEFAULT_REDIS_URL, REDIS_URL_ENV
 from keylane.sim.compare import CompareConfig, run_compare
 from keylane.sim.handler import HandlerConfig
 from keylane.sim.report import RichObserver, render_compare
-from keylane.sim.workload import WorkloadConfig
+from keylane.sim.workload import BurstShape, WorkloadConfig
 from keylane.strategies import STRATEGY_NAMES, ContentionPolicy, StrategyConfig
 from keylane.strategies.registry import parse_strategy_names
 
@@ -53,7 +53,18 @@ def compare_command(
     ] = DEFAULT_REDIS_URL,
     duration: Annotated[
         float, typer.Option(help="Measured seconds per strategy.", rich_help_panel=_RUN)
-    ] = 8.0,
+    ] = 6.0,
+    warmup: Annotated[
+        float,
+        typer.Option(help="Unmeasured seconds before each measured phase.", rich_help_panel=_RUN),
+    ] = 1.5,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Open loop: offered events/s (default: closed loop, as fast as the window lets).",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
     window: Annotated[
         int, typer.Option(help="Most events outstanding at once.", rich_help_panel=_RUN)
     ] = 4000,
@@ -68,6 +79,13 @@ def compare_command(
     mean_burst: Annotated[
         float, typer.Option(help="Mean events per session.", rich_help_panel=_WORKLOAD)
     ] = 8.0,
+    burst_shape: Annotated[
+        BurstShape,
+        typer.Option(
+            help="Events per session: poisson (about the mean) or geometric (long tail).",
+            rich_help_panel=_WORKLOAD,
+        ),
+    ] = BurstShape.POISSON,
     max_burst: Annotated[
         int, typer.Option(help="Most events per session.", rich_help_panel=_WORKLOAD)
     ] = 32,
@@ -151,6 +169,8 @@ def compare_command(
             broker_url=broker,
             redis_url=redis,
             duration=duration,
+            warmup=warmup,
+            rate=rate,
             window=window,
             drain_timeout=drain_timeout,
             stuck=stuck_key,
@@ -158,6 +178,7 @@ def compare_command(
             workload=WorkloadConfig(
                 users=users,
                 mean_burst=mean_burst,
+                burst_shape=burst_shape,
                 max_burst=max_burst,
                 skew=skew,
                 hot_users=hot_users,
@@ -189,7 +210,10 @@ def compare_command(
     except KeylaneError as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(EXIT_ERROR) from None
-    Console().print(render_compare(result))
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=120)  # a pipe or file still gets the whole table
+    out.print(render_compare(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     if all(row.skipped is not None for row in result.results):

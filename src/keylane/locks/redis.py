@@ -64,7 +64,8 @@ class RedisKeyLock(KeyLock):
         prefix: prepended to every key; defaults to :data:`LOCK_KEY_PREFIX`.
         connect_timeout: seconds to wait for a connection before raising :class:`LockError`.
         command_timeout: seconds to wait for one command's answer.
-        max_connections: size of the connection pool (concurrent commands).
+        max_connections: size of the connection pool (concurrent commands); further commands
+            wait for a free connection.
     """
 
     def __init__(
@@ -97,15 +98,18 @@ class RedisKeyLock(KeyLock):
         if self._client is not None:
             return
         try:
-            client = aioredis.Redis.from_url(
+            # A blocking pool: with many handlers at once, a command waits for a free connection
+            # (up to command_timeout) instead of failing with "Too many connections".
+            pool = aioredis.BlockingConnectionPool.from_url(
                 self.url,
+                max_connections=self._max_connections,
+                timeout=self._command_timeout,
                 socket_connect_timeout=self._connect_timeout,
                 socket_timeout=self._command_timeout,
-                max_connections=self._max_connections,
-                decode_responses=False,
             )
         except (ValueError, RedisError) as exc:
             raise LockError(f"bad Redis URL {self.url!r}: {exc}") from exc
+        client = aioredis.Redis.from_pool(pool)
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

@@ -20,6 +20,7 @@ Imports no backend (any :class:`~keylane.brokers.base.Producer`).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import zlib
 from collections.abc import Callable
@@ -99,6 +100,8 @@ class ClosedLoopPublisher:
         self.stuck_latencies: list[float] = []
         """The same for the stuck user."""
         self.measured_seconds = 0.0
+        self._measure_wall = math.inf  # wall time the measured phase began
+        self._measure_start = 0.0
 
     @property
     def outstanding(self) -> int:
@@ -120,11 +123,13 @@ class ClosedLoopPublisher:
         self.completed += 1
         if self._measuring:
             self.measured_completions += 1
-        latency = self.clock() - float(props[PUBLISHED_AT_PROPERTY])
-        if key == self.stuck_user:
-            self.stuck_latencies.append(latency)
-        else:
-            self.latencies.append(latency)
+        published_at = float(props[PUBLISHED_AT_PROPERTY])
+        if published_at >= self._measure_wall:  # warm-up events are not timed
+            latency = self.clock() - published_at
+            if key == self.stuck_user:
+                self.stuck_latencies.append(latency)
+            else:
+                self.latencies.append(latency)
         waiter = self._waiter
         if waiter is not None and not waiter.done() and len(pending) + self._need <= self.window:
             waiter.set_result(None)
@@ -154,22 +159,47 @@ class ClosedLoopPublisher:
                 recorder.published(event.user, event.seq, str(message_id))
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or task.exception() is None:
-            return
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                self.abort(error)
+
+    def abort(self, error: BaseException) -> None:
+        """Stop publishing and end :meth:`run` and :meth:`drain` early; they raise ``error``."""
         if self._error is None:
-            self._error = task.exception()
+            self._error = error
         for future in (self._waiter, self._drained):
             if future is not None and not future.done():
                 future.set_result(None)
 
-    async def run(self, duration: float) -> None:
-        """Publish for ``duration`` seconds, then stop publishing (queued sessions go out).
+    def _begin_measuring(self) -> None:
+        self._measuring = True
+        self._measure_wall = self.clock()
+        self._measure_start = asyncio.get_running_loop().time()
+
+    async def run(self, duration: float, *, warmup: float = 0.0, rate: float | None = None) -> None:
+        """Publish for ``warmup + duration`` seconds, then stop (queued sessions still go out).
+
+        Completions count towards :attr:`measured_completions`, and events towards the latency
+        lists, only in the measured phase: the ``duration`` seconds after ``warmup``.
+
+        Args:
+            duration: length of the measured phase, seconds.
+            warmup: seconds of publishing before it (subscriptions settle, the window fills).
+            rate: open loop: offer this many events per second (sessions at their due time;
+                the window still caps the backlog). None: closed loop, as fast as the window
+                allows.
 
         Raises:
-            Exception: whatever a ``send`` raised (the first one).
+            InvalidArgumentError: bad duration, warmup or rate.
+            Exception: whatever a ``send`` raised (the first one), or the :meth:`abort` error.
         """
         if not duration > 0:
             raise InvalidArgumentError(f"duration must be > 0 seconds, got {duration}")
+        if not warmup >= 0:
+            raise InvalidArgumentError(f"warmup must be >= 0 seconds, got {warmup}")
+        if rate is not None and not rate > 0:
+            raise InvalidArgumentError(f"rate must be > 0 events/s, got {rate}")
         loop = asyncio.get_running_loop()
         queues: list[asyncio.Queue[Session | None]] = [
             asyncio.Queue() for _ in range(self._publishers)
@@ -178,9 +208,11 @@ class ClosedLoopPublisher:
         for task in workers:
             task.add_done_callback(self._worker_done)
         start = loop.time()
-        end = start + duration
-        stuck_due = start + self.stuck_at if self.stuck_user is not None else None
-        self._measuring = True
+        measure_from = start + warmup
+        end = measure_from + duration
+        stuck_due = measure_from + self.stuck_at if self.stuck_user is not None else None
+        begin = loop.call_at(measure_from, self._begin_measuring)
+        due = start
         try:
             while self._error is None:
                 if stuck_due is not None and loop.time() >= stuck_due:
@@ -190,6 +222,13 @@ class ClosedLoopPublisher:
                     session = self.workload.session_for(self.stuck_user, size)
                 else:
                     session = self.workload.next_session()
+                if rate is not None:
+                    if due >= end:
+                        break
+                    if due > loop.time():
+                        await asyncio.sleep(due - loop.time())
+                    # After a stall (full window) resume the rate instead of bursting to catch up.
+                    due = max(due, loop.time() - 0.1) + len(session.events) / rate
                 if not await self._wait_for_room(len(session.events), end):
                     break
                 for event in session.events:
@@ -197,8 +236,11 @@ class ClosedLoopPublisher:
                 index = zlib.crc32(session.user.encode()) % len(queues)
                 queues[index].put_nowait(session)
         finally:
+            begin.cancel()
+            stop = min(loop.time(), end)
+            if self._measuring:
+                self.measured_seconds = max(stop - self._measure_start, 0.0)
             self._measuring = False
-            self.measured_seconds = loop.time() - start
             for queue in queues:
                 queue.put_nowait(_Done)
             await asyncio.gather(*workers, return_exceptions=True)
@@ -224,7 +266,13 @@ class ClosedLoopPublisher:
         return loop.time() < end and self._error is None
 
     async def drain(self, timeout: float) -> bool:
-        """Wait until every published event completed; False if ``timeout`` passed first."""
+        """Wait until every published event completed; False if ``timeout`` passed first.
+
+        Raises:
+            Exception: the error given to :meth:`abort`.
+        """
+        if self._error is not None:
+            raise self._error
         if not self._pending:
             return True
         loop = asyncio.get_running_loop()

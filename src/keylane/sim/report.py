@@ -97,7 +97,10 @@ def _workload(result: CompareResult) -> Text:
     text = (
         f"workload: {w.get('users'):,} users, bursts of ~{w.get('mean_burst')} events, "
         f"{w.get('consumers')} consumers, handler median {w.get('latency_median_ms')} ms, "
-        f"window {w.get('window')}, {w.get('duration_s')} s per strategy on {w.get('broker')}"
+        f"window {w.get('window')}, "
+        + (f"open loop at {w.get('rate')} events/s, " if w.get("rate") else "closed loop, ")
+        + f"{w.get('duration_s')} s measured (+{w.get('warmup_s')} s warm-up) per strategy "
+        f"on {w.get('broker')}"
     )
     if result.stuck:
         text += (

@@ -15,6 +15,7 @@ Imports no backend and nothing from the broker layer.
 from __future__ import annotations
 
 import bisect
+import enum
 import itertools
 import math
 import random
@@ -30,6 +31,7 @@ __all__ = [
     "PUBLISHED_AT_PROPERTY",
     "SEQ_PROPERTY",
     "STUCK_USER",
+    "BurstShape",
     "Event",
     "Session",
     "Workload",
@@ -62,14 +64,24 @@ def user_id(index: int) -> str:
     return f"u{index:05d}"
 
 
+class BurstShape(enum.Enum):
+    """Distribution of events per session (both have mean ``mean_burst`` and minimum 1)."""
+
+    #: ``1 + Poisson(mean - 1)``: sessions of about ``mean`` events (default; short tail).
+    POISSON = "poisson"
+    #: Geometric on {1, 2, ...}: many short sessions and a long tail, cut at ``max_burst``.
+    GEOMETRIC = "geometric"
+
+
 @dataclass(frozen=True, slots=True)
 class WorkloadConfig:
     """Shape of the workload.
 
     Args:
         users: number of distinct users.
-        mean_burst: mean events per session (geometric, at least 1).
-        max_burst: cap on events per session (the geometric tail is cut here).
+        mean_burst: mean events per session (at least 1).
+        burst_shape: distribution of events per session.
+        max_burst: cap on events per session (a long tail is cut here).
         skew: Zipf exponent of user popularity; 0 means uniform.
         hot_users: number of hot users (the first ones); 0 disables.
         hot_share: share of sessions that go to the hot users, in [0, 1).
@@ -78,6 +90,7 @@ class WorkloadConfig:
 
     users: int = 10_000
     mean_burst: float = 8.0
+    burst_shape: BurstShape = BurstShape.POISSON
     max_burst: int = 32
     skew: float = 0.0
     hot_users: int = 0
@@ -90,6 +103,10 @@ class WorkloadConfig:
         if not 1.0 <= self.mean_burst <= self.max_burst:
             raise InvalidArgumentError(
                 f"mean_burst must be in [1, max_burst={self.max_burst}], got {self.mean_burst}"
+            )
+        if not isinstance(self.burst_shape, BurstShape):
+            raise InvalidArgumentError(
+                f"burst_shape must be a BurstShape, not {self.burst_shape!r}"
             )
         if not self.skew >= 0:
             raise InvalidArgumentError(f"skew must be >= 0, got {self.skew}")
@@ -105,6 +122,7 @@ class WorkloadConfig:
         return {
             "users": self.users,
             "mean_burst": self.mean_burst,
+            "burst_shape": self.burst_shape.value,
             "max_burst": self.max_burst,
             "skew": self.skew,
             "hot_users": self.hot_users,
@@ -164,13 +182,22 @@ class Workload:
         return user_id(rng.randrange(cfg.users))
 
     def _burst_size(self) -> int:
-        # Geometric on {1, 2, ...} with mean m: P(k) = (1-p)^(k-1) p, p = 1/m.
         mean = self.config.mean_burst
         if mean <= 1.0:
             return 1
-        p = 1.0 / mean
-        u = 1.0 - self._rng.random()  # (0, 1]
-        size = 1 + int(math.log(u) / math.log(1.0 - p))
+        rng = self._rng
+        if self.config.burst_shape is BurstShape.POISSON:
+            # 1 + Poisson(mean - 1), by Knuth's multiplication method (mean is small).
+            limit = math.exp(-(mean - 1.0))
+            size, product = 1, rng.random()
+            while product > limit:
+                size += 1
+                product *= rng.random()
+        else:
+            # Geometric on {1, 2, ...} with mean m: P(k) = (1-p)^(k-1) p, p = 1/m.
+            p = 1.0 / mean
+            u = 1.0 - rng.random()  # (0, 1]
+            size = 1 + int(math.log(u) / math.log(1.0 - p))
         return min(size, self.config.max_burst)
 
     def session_for(self, user: str, size: int) -> Session:

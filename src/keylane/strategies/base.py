@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -171,6 +172,8 @@ class Strategy(abc.ABC):
         self.consumers: list[Consumer] = []
         self._error: BaseException | None = None
         self._state = "new"
+        self.on_error: Callable[[BaseException], None] | None = None
+        """Called once with the first unexpected error (e.g. to abort a benchmark early)."""
 
     def partitions(self) -> int:
         """Partitions the topic should have (0 = non-partitioned)."""
@@ -184,6 +187,8 @@ class Strategy(abc.ABC):
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
             self._error = exc
+            if self.on_error is not None:
+                self.on_error(exc)
 
     async def _subscribe(self, broker: Broker, topic: str, subscription: str) -> None:
         cfg = self.config

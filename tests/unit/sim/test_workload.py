@@ -8,7 +8,14 @@ import statistics
 import pytest
 
 from keylane.errors import InvalidArgumentError
-from keylane.sim.workload import EVENT_TYPES, STUCK_USER, Workload, WorkloadConfig, user_id
+from keylane.sim.workload import (
+    EVENT_TYPES,
+    STUCK_USER,
+    BurstShape,
+    Workload,
+    WorkloadConfig,
+    user_id,
+)
 
 
 def take(config: WorkloadConfig, n: int):
@@ -32,13 +39,24 @@ def test_seq_numbers_continue_per_user_across_sessions():
     assert set(last) <= {user_id(i) for i in range(5)}
 
 
-def test_bursts_average_about_the_mean_and_respect_the_cap():
+def test_poisson_bursts_cluster_around_the_mean():
     sizes = [len(s.events) for s in take(WorkloadConfig(seed=2), 20_000)]
     assert min(sizes) >= 1
-    assert max(sizes) <= 32
+    assert statistics.mean(sizes) == pytest.approx(8.0, abs=0.1)
+    # 1 + Poisson(7): sd sqrt(7) ~ 2.65, practically never a single event or more than 25
+    assert statistics.pstdev(sizes) == pytest.approx(7**0.5, abs=0.1)
+    assert sum(size == 1 for size in sizes) < 40
+    assert max(sizes) <= 25
+
+
+def test_geometric_bursts_have_a_long_tail_cut_at_max_burst():
+    config = WorkloadConfig(seed=2, burst_shape=BurstShape.GEOMETRIC, max_burst=32)
+    sizes = [len(s.events) for s in take(config, 20_000)]
+    assert min(sizes) == 1
+    assert max(sizes) == 32
     # Geometric with mean 8, cut at 32: the expected mean is 8 * (1 - (7/8)**32) ~ 7.86
     assert statistics.mean(sizes) == pytest.approx(7.86, abs=0.15)
-    assert sum(size > 1 for size in sizes) / len(sizes) > 0.8  # bursts, not single events
+    assert sum(size == 1 for size in sizes) / len(sizes) == pytest.approx(1 / 8, abs=0.01)
 
 
 def test_event_types_follow_the_funnel():
@@ -77,6 +95,7 @@ def test_stuck_user_is_not_a_normal_user():
         ({"mean_burst": 0.5}, "mean_burst"),
         ({"mean_burst": 40}, "mean_burst"),
         ({"skew": -1}, "skew"),
+        ({"burst_shape": "poisson"}, "burst_shape must be a BurstShape"),
         ({"hot_users": 20_000}, "hot_users"),
         ({"hot_share": 1.0, "hot_users": 1}, "hot_share"),
         ({"hot_share": 0.5}, "hot_share needs hot_users"),
