@@ -47,6 +47,14 @@ def compare_command(
     broker: Annotated[
         str, typer.Option(help="memory:// (embedded) or pulsar://host:6650.", rich_help_panel=_RUN)
     ] = "memory://",
+    pulsar_admin_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KEYLANE_PULSAR_ADMIN_URL",
+            help="Pulsar admin REST URL (with --broker pulsar://...).",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
     redis: Annotated[
         str,
         typer.Option(envvar=REDIS_URL_ENV, help="Redis for shared-lock.", rich_help_panel=_RUN),
@@ -167,6 +175,11 @@ def compare_command(
         config = CompareConfig(
             strategies=tuple(parse_strategy_names(strategies)),
             broker_url=broker,
+            broker_options=(
+                {"admin_url": pulsar_admin_url}
+                if pulsar_admin_url and broker.startswith("pulsar")
+                else {}
+            ),
             redis_url=redis,
             duration=duration,
             warmup=warmup,

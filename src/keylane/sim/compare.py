@@ -54,6 +54,7 @@ class CompareConfig:
     Args:
         strategies: names to run, in order.
         broker_url: ``memory://`` (embedded broker) or ``pulsar://host:6650``.
+        broker_options: keyword arguments for the backend (e.g. ``admin_url`` for Pulsar).
         redis_url: Redis for ``shared-lock``.
         duration: measured phase per strategy, seconds (> 0).
         warmup: seconds of publishing before the measured phase (>= 0): subscriptions settle
@@ -73,6 +74,7 @@ class CompareConfig:
 
     strategies: tuple[str, ...] = STRATEGY_NAMES
     broker_url: str = "memory://"
+    broker_options: dict[str, object] = field(default_factory=dict)
     redis_url: str = DEFAULT_REDIS_URL
     duration: float = 6.0
     warmup: float = 1.5
@@ -206,7 +208,7 @@ async def run_strategy(
     ticker: asyncio.Task[None] | None = None
     started = time.monotonic()
     try:
-        async with connect(config.broker_url) as broker:
+        async with connect(config.broker_url, **config.broker_options) as broker:
             await broker.create_topic(topic, strategy.partitions())
             producer = await broker.create_producer(topic, batching=None)
             publisher = ClosedLoopPublisher(
