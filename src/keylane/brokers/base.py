@@ -241,7 +241,12 @@ class Message:
 
     @property
     def sticky_key(self) -> str:
-        """The key Key_Shared routes by: ordering key, else partition key, else ``"NONE_KEY"``."""
+        """The message's ordering key, else its partition key, else ``"NONE_KEY"``.
+
+        This is the key Key_Shared routes by and the key lanes serialise on. A keyless message has
+        no key affinity: Pulsar 4.x routes it on Key_Shared by ``"<producer>-<sequence id>"``, so
+        keyless messages spread over consumers; in lanes they share the one ``"NONE_KEY"`` lane.
+        """
         if self.ordering_key is not None:
             return self.ordering_key
         if self.key is not None:

@@ -22,7 +22,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from keylane.brokers.base import BatchingType, Duration, MessageId, Producer, to_seconds
-from keylane.brokers.memory.storage import Entry, InputMessage, TopicLog
+from keylane.brokers.memory.storage import NONE_KEY, Entry, InputMessage, TopicLog
 from keylane.errors import AlreadyClosedError, InvalidArgumentError
 from keylane.hashing import partition_for_key
 
@@ -32,11 +32,13 @@ _NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
 
 
 class _Batch:
-    __slots__ = ("entry", "messages")
+    __slots__ = ("entry", "first_sequence_id", "messages")
 
-    def __init__(self) -> None:
+    def __init__(self, first_sequence_id: int) -> None:
         self.messages: list[InputMessage] = []
         self.entry: Entry | None = None
+        #: Sequence id of the batch header (its first message's), for the keyless sticky key.
+        self.first_sequence_id = first_sequence_id
 
 
 class _Container:
@@ -96,6 +98,8 @@ class MemoryProducer(Producer):
         self._name = name
         self._on_close = on_close
         self._containers = [_Container() for _ in logs]
+        # Next sequence id per partition producer (Pulsar: per internal producer, from 0).
+        self._sequence_ids = [0] * len(logs)
         self._closed = False
         # Keyless round robin (C++ RoundRobinMessageRouter): random start partition.
         self._rr = random.randrange(self._partitions) if self._partitions else 0
@@ -178,24 +182,45 @@ class MemoryProducer(Producer):
             raise InvalidArgumentError(f"event_time must be seconds, not {event_time!r}")
         at = self._deliver_at(deliver_after, deliver_at)
         partition = self._route(key) if self._partitions > 1 else 0
+        sequence_id = self._sequence_ids[partition]
+        self._sequence_ids[partition] = sequence_id + 1
         if self._batching is None or at is not None:
             if self._batching is not None:
                 self._flush(partition)  # keep send order on the partition
             entry = self._logs[partition].append_single(
-                data, key, ordering_key, props, time.time(), event_time, at
+                data,
+                key,
+                ordering_key,
+                props,
+                time.time(),
+                event_time,
+                at,
+                self._fallback_key(key, ordering_key, sequence_id),
             )
             return entry.messages[0][4]
         message: InputMessage = (data, key, ordering_key, props, time.time(), event_time)
-        return await self._add_to_batch(partition, message)
+        return await self._add_to_batch(partition, message, sequence_id)
 
-    async def _add_to_batch(self, partition: int, message: InputMessage) -> MessageId:
+    def _fallback_key(self, key: str | None, ordering_key: str | None, sequence_id: int) -> str:
+        """The keyless sticky key when the message has no key (unused otherwise)."""
+        if key is None and ordering_key is None:
+            return self._keyless(sequence_id)
+        return NONE_KEY
+
+    def _keyless(self, sequence_id: int) -> str:
+        """Sticky key of a keyless message: Pulsar 4.x's ``"<producer name>-<sequence id>"``."""
+        return f"{self._name}-{sequence_id}"
+
+    async def _add_to_batch(
+        self, partition: int, message: InputMessage, sequence_id: int
+    ) -> MessageId:
         container = self._containers[partition]
         bkey = None
         if self._key_based:
             bkey = message[2] if message[2] is not None else message[1]
         batch = container.batches.get(bkey)
         if batch is None:
-            batch = container.batches[bkey] = _Batch()
+            batch = container.batches[bkey] = _Batch(sequence_id)
         index = len(batch.messages)
         batch.messages.append(message)
         container.count += 1
@@ -222,7 +247,7 @@ class MemoryProducer(Producer):
         container.batches, container.waiters, container.count = {}, [], 0
         log = self._logs[partition]
         for batch in batches.values():
-            batch.entry = log.append_batch(batch.messages)
+            batch.entry = log.append_batch(batch.messages, self._keyless(batch.first_sequence_id))
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -237,8 +262,17 @@ class MemoryProducer(Producer):
     ) -> MessageId:
         """Store one unbatched message at once (dead letters)."""
         partition = self._route(key)
+        sequence_id = self._sequence_ids[partition]
+        self._sequence_ids[partition] = sequence_id + 1
         entry = self._logs[partition].append_single(
-            data, key, ordering_key, properties, time.time(), event_time
+            data,
+            key,
+            ordering_key,
+            properties,
+            time.time(),
+            event_time,
+            None,
+            self._fallback_key(key, ordering_key, sequence_id),
         )
         return entry.messages[0][4]
 

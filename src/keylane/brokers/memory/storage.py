@@ -30,7 +30,7 @@ __all__ = [
     "partition_index",
 ]
 
-#: Sticky key of a message without ordering key and partition key (Pulsar ``NONE_KEY``).
+#: Sticky key of a message without ordering key, partition key or producer sequence id.
 NONE_KEY = "NONE_KEY"
 
 #: A stored message: (data, key, ordering_key, properties, message_id, publish_time, event_time).
@@ -254,15 +254,20 @@ class TopicLog:
         publish_time: float,
         event_time: float | None,
         deliver_at: float | None = None,
+        fallback_key: str = NONE_KEY,
     ) -> Entry:
         """Store one unbatched message (batch index -1) as an entry and notify subscriptions.
 
         Args:
             deliver_at: loop time before which Shared/Key_Shared must not deliver it.
+            fallback_key: sticky key of a keyless message (Pulsar 4.x ``peekStickyKey``:
+                ``"<producer name>-<sequence id>"``).
         """
         entry_id = self.base + len(self.entries)
         mid = new_message_id(self.partition, self.ledger_id, entry_id, -1)
-        sticky = ordering_key if ordering_key is not None else key if key is not None else NONE_KEY
+        sticky = (
+            ordering_key if ordering_key is not None else key if key is not None else fallback_key
+        )
         entry = Entry(
             entry_id,
             ((data, key, ordering_key, properties, mid, publish_time, event_time),),
@@ -272,11 +277,12 @@ class TopicLog:
         self._store(entry)
         return entry
 
-    def append_batch(self, messages: Sequence[InputMessage]) -> Entry:
+    def append_batch(self, messages: Sequence[InputMessage], fallback_key: str = NONE_KEY) -> Entry:
         """Store ``messages`` as one batch entry (batch indexes 0..N-1); notify subscriptions.
 
         Each message is ``(data, key, ordering_key, properties, publish_time, event_time)``;
-        the entry's sticky key is the first message's.
+        the entry's sticky key is the first message's (``fallback_key`` when it has no key: the
+        batch header's ``"<producer name>-<first sequence id>"``).
         """
         entry_id = self.base + len(self.entries)
         partition, ledger = self.partition, self.ledger_id
@@ -293,7 +299,9 @@ class TopicLog:
                 ]
             )
         _, key, ordering_key, _, _, _ = messages[0]
-        sticky = ordering_key if ordering_key is not None else key if key is not None else NONE_KEY
+        sticky = (
+            ordering_key if ordering_key is not None else key if key is not None else fallback_key
+        )
         entry = Entry(entry_id, stored, sticky, None)
         self._store(entry)
         return entry
