@@ -27,6 +27,10 @@ from keylane.strategies.registry import parse_strategy_names
 
 __all__ = ["compare_command"]
 
+#: Offered load of the head-of-line scenario unless --rate says otherwise: well below the
+#: serial strategies' capacity (4 consumers / ~6 ms = ~640 events/s).
+STUCK_DEFAULT_RATE = 400.0
+
 EXIT_OK = 0
 EXIT_ALL_SKIPPED = 1
 EXIT_ERROR = 2
@@ -35,6 +39,16 @@ _RUN = "Run"
 _WORKLOAD = "Workload"
 _CONSUMERS = "Consumers"
 _SCENARIO = "Head-of-line scenario"
+
+
+def _broker_options(broker: str, pulsar_admin_url: str | None) -> dict[str, object]:
+    if not broker.startswith("pulsar"):
+        return {}
+    # The C++ client logs every producer and consumer at INFO; keep the table readable.
+    options: dict[str, object] = {"log_level": "warn"}
+    if pulsar_admin_url:
+        options["admin_url"] = pulsar_admin_url
+    return options
 
 
 def compare_command(
@@ -76,6 +90,12 @@ def compare_command(
     window: Annotated[
         int, typer.Option(help="Most events outstanding at once.", rich_help_panel=_RUN)
     ] = 4000,
+    publishers: Annotated[
+        int,
+        typer.Option(
+            help="Concurrent publishing tasks (a user always uses one).", rich_help_panel=_RUN
+        ),
+    ] = 64,
     drain_timeout: Annotated[
         float, typer.Option(help="Longest drain after publishing stops (s).", rich_help_panel=_RUN)
     ] = 60.0,
@@ -171,21 +191,20 @@ def compare_command(
 ) -> None:
     """Run the consumption strategies on one shopping workload; compare speed and correctness."""
     err = Console(stderr=True)
+    if stuck_key and rate is None:
+        rate = STUCK_DEFAULT_RATE
     try:
         config = CompareConfig(
             strategies=tuple(parse_strategy_names(strategies)),
             broker_url=broker,
-            broker_options=(
-                {"admin_url": pulsar_admin_url}
-                if pulsar_admin_url and broker.startswith("pulsar")
-                else {}
-            ),
+            broker_options=_broker_options(broker, pulsar_admin_url),
             redis_url=redis,
             duration=duration,
             warmup=warmup,
             rate=rate,
             window=window,
             drain_timeout=drain_timeout,
+            publishers=publishers,
             stuck=stuck_key,
             stuck_at=stuck_at,
             workload=WorkloadConfig(

@@ -81,7 +81,7 @@ class CompareConfig:
     rate: float | None = None
     window: int = 4000
     drain_timeout: float = 60.0
-    publishers: int = 16
+    publishers: int = 64
     stuck: bool = False
     stuck_at: float = 1.0
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)

@@ -79,6 +79,19 @@ def render_compare(result: CompareResult) -> RenderableType:
 
 
 def _headline(result: CompareResult) -> Text:
+    lanes = result.get("key-shared-lanes")
+    if lanes is None:
+        return Text("")
+    if result.stuck:
+        # Head-of-line scenario: what matters is how the stuck user delays everybody else.
+        parts = [
+            f"{row.name} {_ms(row.others.p99_ms)} ms"
+            for row in result.results
+            if row.skipped is None and row.others is not None
+        ]
+        return Text("p99 of the other users: " + ", ".join(parts), style="bold")
+    if result.workload.get("rate"):
+        return Text("")  # open loop: every strategy's throughput is the offered rate
     ratios = result.ratios()
     parts = []
     if "lanes_vs_serial_throughput" in ratios:

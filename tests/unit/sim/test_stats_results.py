@@ -92,7 +92,25 @@ def test_table_shows_rows_skip_reason_and_headline():
     assert "p99 others" not in text
 
 
-def test_stuck_table_has_the_others_column():
+def test_stuck_table_has_the_others_column_and_headline():
+    rows = [
+        StrategyResult(
+            name="failover",
+            summary="",
+            throughput=400,
+            latency=summarize([0.01, 5.2]),
+            others=summarize([0.01, 5.1]),
+        ),
+        StrategyResult(
+            name="key-shared-lanes",
+            summary="",
+            throughput=400,
+            latency=summarize([0.01, 5.2]),
+            others=summarize([0.01, 0.09]),
+        ),
+    ]
     console = Console(record=True, width=200)
-    console.print(render_compare(make_compare(stuck=True)))
-    assert "p99 others" in console.export_text()
+    console.print(render_compare(CompareResult(rows, {"rate": 400.0}, stuck=True)))
+    text = console.export_text()
+    assert "p99 others" in text
+    assert "p99 of the other users: failover 5,100 ms, key-shared-lanes 90.0 ms" in text
