@@ -108,7 +108,7 @@ def _headline(result: CompareResult) -> Text:
 def _workload(result: CompareResult) -> Text:
     w = result.workload
     text = (
-        f"workload: {w.get('users'):,} users, bursts of ~{w.get('mean_burst')} events, "
+        f"workload: {w.get('users')} users, bursts of ~{w.get('mean_burst')} events, "
         f"{w.get('consumers')} consumers, handler median {w.get('latency_median_ms')} ms, "
         f"window {w.get('window')}, "
         + (f"open loop at {w.get('rate')} events/s, " if w.get("rate") else "closed loop, ")
