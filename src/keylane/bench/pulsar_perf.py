@@ -10,7 +10,8 @@ the Java client that ships with the Pulsar distribution:
 
 Batching is disabled because Key_Shared routes a batch by its first key and pulsar-perf offers
 only the Java client's default (mixed-key) batcher; keylane's KEY_BASED batching over many keys
-produces one-message entries in practice, so unbatched is the like-for-like comparison.
+produces one-message entries in practice (50,000 entries for 50,000 messages over 1000 keys,
+measured), so unbatched is the like-for-like comparison.
 
 Rates: the consume rate is the tool's own "Aggregated throughput stats" line (it exits when the
 last message is acked). The produce rate is records sent divided by ``duration``, because the
