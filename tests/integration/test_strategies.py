@@ -9,10 +9,12 @@ each user's order. (``shared-lock`` does not: nacked events come back after late
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 import pytest
 
+from keylane.check import TIMEOUT, HistoryRecorder
 from keylane.sim.compare import CompareConfig, run_strategy
 from keylane.sim.handler import HandlerConfig
 from keylane.sim.results import StrategyResult
@@ -44,7 +46,12 @@ def small_config(
     )
 
 
-async def run(name: str, config: CompareConfig, redis_url: str | None = None) -> StrategyResult:
+async def run(
+    name: str,
+    config: CompareConfig,
+    redis_url: str | None = None,
+    recorder: HistoryRecorder | None = None,
+) -> StrategyResult:
     from keylane.locks.base import LOCK_KEY_PREFIX
     from keylane.sim.compare import redis_lock_factory
 
@@ -52,7 +59,7 @@ async def run(name: str, config: CompareConfig, redis_url: str | None = None) ->
     factory = None
     if redis_url is not None:
         factory = redis_lock_factory(redis_url, f"{LOCK_KEY_PREFIX}{run_id}:")
-    return await run_strategy(name, config, run_id=run_id, lock_factory=factory)
+    return await run_strategy(name, config, run_id=run_id, lock_factory=factory, recorder=recorder)
 
 
 def assert_correct(result: StrategyResult) -> None:
@@ -90,6 +97,45 @@ async def test_shared_lock_is_exclusive_on_the_embedded_broker(redis_url):
     result = await run("shared-lock", small_config("shared-lock"), redis_url)
     assert_correct(result)
     assert result.stats["lock_contended"] > 0  # the workload really contends for the locks
+
+
+@pytest.mark.parametrize(
+    ("name", "blocks_others"),
+    [("failover", True), ("key-shared-serial", True), ("key-shared-lanes", False)],
+)
+async def test_a_stuck_key_holds_up_other_users_only_on_serial_consumers(name, blocks_others):
+    # Given one user whose first handler call hangs (cut by a 0.5 s handler timeout), at an
+    # offered load every strategy keeps up with
+    base = small_config(name)
+    config = dataclasses.replace(
+        base,
+        stuck=True,
+        stuck_at=0.2,
+        rate=300.0,
+        duration=1.5,
+        handler=dataclasses.replace(base.handler, stuck_for=30.0),
+        strategy=dataclasses.replace(base.strategy, handler_timeout=0.5),
+    )
+    recorder = HistoryRecorder()
+    # When the strategy runs
+    result = await run(name, config, recorder=recorder)
+    # Then every event completed correctly, the hung attempt timed out and was retried
+    assert_correct(result)
+    attempts = recorder.history().attempts
+    hung = [a for a in attempts if a.key == "u-stuck" and a.outcome == TIMEOUT]
+    assert len(hung) == 1
+    stuck = hung[0]
+    assert stuck.end - stuck.start >= 0.5
+    # And while it hung, its consumer ran other users' events only if it is not serial
+    during = [
+        a
+        for a in attempts
+        if a.consumer == stuck.consumer and a.key != "u-stuck" and stuck.start < a.start < stuck.end
+    ]
+    if blocks_others:
+        assert during == []
+    else:
+        assert len(during) > 10
 
 
 @pytest.mark.pulsar

@@ -191,15 +191,20 @@ async def run_strategy(
     run_id: str,
     lock_factory: LockFactory | None = None,
     observer: CompareObserver | None = None,
+    recorder: HistoryRecorder | None = None,
 ) -> StrategyResult:
     """Run one strategy through the measured phase and the drain, then check its history.
+
+    Args:
+        recorder: where to record the history (a fresh in-memory one by default); pass one to
+            inspect the attempts afterwards.
 
     Raises:
         KeylaneError: the broker, the lock or the strategy failed (with the reason).
     """
     lock = await lock_factory() if (name == "shared-lock" and lock_factory) else None
     store = MemoryStateStore()
-    recorder = HistoryRecorder()
+    recorder = recorder if recorder is not None else HistoryRecorder()
     workload = Workload(config.workload)
     stuck_user = STUCK_USER if config.stuck else None
     handler_config = replace(config.handler, stuck_user=stuck_user)

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from keylane.cli.main import app
 from keylane.errors import InvalidArgumentError
-from keylane.sim.compare import CompareConfig
+from keylane.sim.compare import CompareConfig, run_compare
 from keylane.sim.workload import WorkloadConfig
 
 
@@ -50,3 +50,32 @@ def test_cli_rejects_impossible_settings(args, message):
     result = CliRunner().invoke(app, ["compare", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+async def test_unreachable_redis_skips_shared_lock_with_the_reason():
+    # Port 1 on loopback: nothing listens there. No broker is needed for a skipped strategy.
+    config = CompareConfig(strategies=("shared-lock",), redis_url="redis://127.0.0.1:1/0")
+    result = await run_compare(config)
+    (row,) = result.results
+    assert row.skipped is not None
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in row.skipped
+    assert result.to_json()["strategies"] == {"shared-lock": {"skipped": row.skipped}}
+
+
+def test_cli_exits_1_when_every_strategy_was_skipped(tmp_path):
+    out = tmp_path / "result.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--strategies",
+            "shared-lock",
+            "--redis",
+            "redis://127.0.0.1:1/0",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "shared-lock skipped: Redis unavailable" in result.output
+    assert '"skipped"' in out.read_text()
