@@ -34,8 +34,11 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## make bench: throughput benchmarks (prints measured numbers)
+## (the embedded broker per subscription type, then Key_Shared embedded vs keylane over a real
+## Pulsar standalone vs the distribution's pulsar-perf, with ratios)
 bench: $(STAMP)
 	$(VENV)/bin/keylane bench broker
+	bash scripts/bench-pulsar.sh
 
 services-up: $(STAMP)
 	$(PY) scripts/services.py up
