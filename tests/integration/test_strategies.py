@@ -10,11 +10,14 @@ each user's order. (``shared-lock`` does not: nacked events come back after late
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 
 import pytest
+from typer.testing import CliRunner
 
 from keylane.check import TIMEOUT, HistoryRecorder
+from keylane.cli.main import app
 from keylane.sim.compare import CompareConfig, run_strategy
 from keylane.sim.handler import HandlerConfig
 from keylane.sim.results import StrategyResult
@@ -156,3 +159,34 @@ async def test_shared_splits_brains_on_pulsar(pulsar_url, pulsar_admin_url):
 async def test_shared_lock_is_exclusive_on_pulsar(pulsar_url, pulsar_admin_url, redis_url):
     config = small_config("shared-lock", pulsar_url, admin_url=pulsar_admin_url)
     assert_correct(await run("shared-lock", config, redis_url))
+
+
+def test_compare_command_end_to_end(tmp_path):
+    # Given a tiny comparison of two strategies on the embedded broker
+    out = tmp_path / "compare.json"
+    args = ["compare", "--strategies", "shared,key-shared-lanes", "--duration", "0.5"]
+    args += ["--warmup", "0", "--users", "30", "--window", "120", "--json", str(out)]
+    # When it runs
+    result = CliRunner().invoke(app, args)
+    # Then it prints the table and writes the JSON with every documented field
+    assert result.exit_code == 0, result.output
+    assert "key-shared-lanes" in result.output
+    data = json.loads(out.read_text())
+    assert set(data["strategies"]) == {"shared", "key-shared-lanes"}
+    fields = {
+        "throughput",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "exclusivity_violations",
+        "lost_updates",
+        "order_violations",
+        "lost_messages",
+        "duplicates",
+    }
+    for entry in data["strategies"].values():
+        assert fields <= set(entry)
+    lanes = data["strategies"]["key-shared-lanes"]
+    assert lanes["exclusivity_violations"] == lanes["lost_updates"] == lanes["lost_messages"] == 0
+    assert data["strategies"]["shared"]["exclusivity_violations"] > 0
+    assert data["workload"]["users"] == 30
