@@ -46,6 +46,9 @@ class KeySharedLanesStrategy(Strategy):
             handler_timeout=cfg.handler_timeout,
             max_attempts=cfg.max_attempts,
             retry_backoff=cfg.retry_backoff,
+            # Lanes keep receiving while they buffer fewer than this; a bound near the prefetch
+            # keeps unacked messages (and rebalance drains) small instead of pulling the whole
+            # backlog into the process.
             max_buffered_total=max(cfg.receiver_queue_size * 2, 1000),
             shutdown_grace=cfg.shutdown_grace,
         )
