@@ -21,7 +21,6 @@ from keylane.brokers.base import (
 from keylane.brokers.pulsar._admin import topic_path
 from keylane.brokers.pulsar._convert import (
     PartitionRouter,
-    check_producer_args,
     check_subscribe_args,
     error_for_result,
     message_id_from_native,
@@ -29,6 +28,7 @@ from keylane.brokers.pulsar._convert import (
     to_millis,
     validate_send,
 )
+from keylane.brokers.validation import check_producer_args
 from keylane.errors import (
     AlreadyClosedError,
     BrokerConnectionError,

@@ -1,11 +1,12 @@
 """``MemoryBroker``: the embedded in-process broker with Pulsar 4.0.x consumer semantics.
 
 It owns the topics (partitioned or not), creates producers and consumers, and enforces the
-subscribe-time rules (argument ranges, subscription type binding, Exclusive busy, STICKY range
-conflicts) atomically: a rejected subscribe changes nothing. All work happens on the event loop
-that first uses the broker; time is that loop's clock, so tests can run it on virtual time.
+subscribe-time rules (argument ranges from :mod:`keylane.brokers.validation`, subscription type
+binding, Exclusive busy, STICKY range conflicts) atomically: a rejected subscribe changes nothing.
+All work happens on the event loop that first uses the broker; time is that loop's clock, so
+tests can run it on virtual time.
 
-Imports the other modules of this package; no other backend.
+Imports the other modules of this package and the shared argument rules; no other backend.
 """
 
 from __future__ import annotations
@@ -25,48 +26,19 @@ from keylane.brokers.base import (
     Producer,
     SubscriptionType,
     normalize_topic,
-    to_seconds,
 )
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.consumer import MemoryConsumer
 from keylane.brokers.memory.producer import MemoryProducer
 from keylane.brokers.memory.storage import Cursor, TopicLog, partition_index
 from keylane.brokers.memory.subscription import BrokerConsumer, Subscription
+from keylane.brokers.validation import check_producer_args, check_subscribe_args
 from keylane.errors import AlreadyClosedError, BrokerError, InvalidArgumentError
 
 __all__ = ["MemoryBroker"]
 
-#: Minimum ack timeout of the C++/Python client.
-_MIN_ACK_TIMEOUT = 10.0
-#: Minimum negative-ack redelivery delay of the C++/Python client.
-_MIN_NACK_DELAY = 0.1
 #: C++ ``maxTotalReceiverQueueSizeAcrossPartitions`` default.
 _MAX_TOTAL_RECEIVER_QUEUE = 50000
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_subscribe_args(
-    subscription: object,
-    subscription_type: object,
-    consumer_name: object,
-    receiver_queue_size: object,
-    priority_level: object,
-) -> None:
-    if not isinstance(subscription, str) or not subscription.strip():
-        raise InvalidArgumentError("subscription name must be a non-empty str")
-    if not isinstance(subscription_type, SubscriptionType):
-        raise InvalidArgumentError(f"unknown subscription_type {subscription_type!r}")
-    if consumer_name is not None and (not isinstance(consumer_name, str) or not consumer_name):
-        raise InvalidArgumentError("consumer_name must be a non-empty str or None")
-    if not _is_int(receiver_queue_size) or receiver_queue_size < 1:  # type: ignore[operator]
-        raise InvalidArgumentError(
-            f"receiver_queue_size must be an int >= 1, got {receiver_queue_size!r}"
-        )
-    if not _is_int(priority_level) or priority_level < 0:  # type: ignore[operator]
-        raise InvalidArgumentError(f"priority_level must be an int >= 0, got {priority_level!r}")
 
 
 class MemoryBroker(Broker):
@@ -174,19 +146,9 @@ class MemoryBroker(Broker):
         producer_name: str | None = None,
     ) -> Producer:
         loop = self._bind()
-        if batching is not None and not isinstance(batching, BatchingType):
-            raise InvalidArgumentError(f"batching must be a BatchingType or None, not {batching!r}")
-        if (
-            isinstance(batching_max_messages, bool)
-            or not isinstance(batching_max_messages, int)
-            or batching_max_messages < 1
-        ):
-            raise InvalidArgumentError(
-                f"batching_max_messages must be an int >= 1, got {batching_max_messages!r}"
-            )
-        delay = to_seconds(batching_max_publish_delay, "batching_max_publish_delay")
-        if producer_name is not None and (not isinstance(producer_name, str) or not producer_name):
-            raise InvalidArgumentError("producer_name must be a non-empty str or None")
+        delay = check_producer_args(
+            batching, batching_max_messages, batching_max_publish_delay, producer_name
+        )
         full, logs, partitioned = self._resolve(topic)
         producer = MemoryProducer(
             loop=loop,
@@ -267,25 +229,18 @@ class MemoryBroker(Broker):
     ) -> Consumer:
         loop = self._bind()
         full = normalize_topic(topic)
-        _check_subscribe_args(
-            subscription, subscription_type, consumer_name, receiver_queue_size, priority_level
+        timeout, nack_delay = check_subscribe_args(
+            subscription=subscription,
+            subscription_type=subscription_type,
+            consumer_name=consumer_name,
+            receiver_queue_size=receiver_queue_size,
+            ack_timeout=ack_timeout,
+            negative_ack_redelivery_delay=negative_ack_redelivery_delay,
+            dead_letter_policy=dead_letter_policy,
+            key_shared_policy=key_shared_policy,
+            priority_level=priority_level,
+            initial_position=initial_position,
         )
-        timeout = None if ack_timeout is None else to_seconds(ack_timeout, "ack_timeout")
-        if timeout is not None and timeout < _MIN_ACK_TIMEOUT:
-            raise InvalidArgumentError(
-                f"ack_timeout should be greater than 10 seconds (or None), got {timeout}"
-            )
-        nack_delay = to_seconds(negative_ack_redelivery_delay, "negative_ack_redelivery_delay")
-        if nack_delay < _MIN_NACK_DELAY:
-            raise InvalidArgumentError(
-                f"negative_ack_redelivery_delay must be at least 0.1 s, got {nack_delay}"
-            )
-        if dead_letter_policy is not None and not isinstance(dead_letter_policy, DeadLetterPolicy):
-            raise InvalidArgumentError("dead_letter_policy must be a DeadLetterPolicy or None")
-        if key_shared_policy is not None and not isinstance(key_shared_policy, KeySharedPolicy):
-            raise InvalidArgumentError("key_shared_policy must be a KeySharedPolicy or None")
-        if not isinstance(initial_position, InitialPosition):
-            raise InvalidArgumentError(f"unknown initial_position {initial_position!r}")
         policy = None
         if subscription_type is SubscriptionType.KEY_SHARED:
             policy = key_shared_policy or KeySharedPolicy()

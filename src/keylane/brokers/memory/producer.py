@@ -6,9 +6,11 @@ batching and per batch with batching. Batching follows the C++ client: DEFAULT p
 in one batch (routed by its first message's key); KEY_BASED keeps one batch per key (ordering
 key, else partition key); a partition's batches are flushed together when they hold
 ``batching_max_messages`` messages, after ``batching_max_publish_delay``, or on flush/close.
-Delayed messages are never batched. ``send`` resolves when its entry is stored.
+Delayed messages are never batched. ``send`` resolves when its entry is stored. The argument
+rules are :mod:`keylane.brokers.validation`'s; a send of bytes with str keys and no properties,
+event time or delay (the common case) skips them.
 
-Imports storage only; no dispatching and no other backend.
+Imports storage and the shared argument rules only; no dispatching and no other backend.
 """
 
 from __future__ import annotations
@@ -19,16 +21,14 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import MappingProxyType
 
-from keylane.brokers.base import BatchingType, Duration, MessageId, Producer, to_seconds
+from keylane.brokers.base import BatchingType, Duration, MessageId, Producer
 from keylane.brokers.memory.storage import NONE_KEY, Entry, InputMessage, TopicLog
-from keylane.errors import AlreadyClosedError, InvalidArgumentError
+from keylane.brokers.validation import NO_PROPERTIES, check_send_args, delivery_time
+from keylane.errors import AlreadyClosedError
 from keylane.hashing import partition_for_key
 
 __all__ = ["MemoryProducer"]
-
-_NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
 
 
 class _Batch:
@@ -51,24 +51,6 @@ class _Container:
         self.count = 0
         self.timer: asyncio.TimerHandle | None = None
         self.waiters: list[asyncio.Future[None]] = []
-
-
-def _check_key(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgumentError(f"{name} must be a str or None, not {type(value).__name__}")
-
-
-def _properties(properties: object) -> Mapping[str, str]:
-    if not isinstance(properties, Mapping):
-        raise InvalidArgumentError(
-            f"properties must be a mapping of str to str, not {type(properties).__name__}"
-        )
-    if not properties:
-        return _NO_PROPERTIES
-    for k, v in properties.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            raise InvalidArgumentError(f"properties must map str to str, got {k!r}: {v!r}")
-    return MappingProxyType(dict(properties))
 
 
 class MemoryProducer(Producer):
@@ -135,27 +117,6 @@ class MemoryProducer(Producer):
             self._rr_changed = now
         return self._rr % n
 
-    def _deliver_at(
-        self, deliver_after: Duration | None, deliver_at: datetime | float | None
-    ) -> float | None:
-        if deliver_after is None and deliver_at is None:
-            return None
-        if deliver_after is not None and deliver_at is not None:
-            raise InvalidArgumentError("give deliver_after or deliver_at, not both")
-        if deliver_after is not None:
-            return self._loop.time() + to_seconds(deliver_after, "deliver_after")
-        if isinstance(deliver_at, datetime):
-            epoch = deliver_at.timestamp()
-        elif isinstance(deliver_at, bool) or not isinstance(deliver_at, int | float):
-            raise InvalidArgumentError(
-                f"deliver_at must be a datetime or seconds since the epoch, not {deliver_at!r}"
-            )
-        else:
-            epoch = float(deliver_at)
-            if not epoch >= 0:
-                raise InvalidArgumentError(f"deliver_at must not be negative, got {deliver_at}")
-        return self._loop.time() + (epoch - time.time())
-
     async def send(
         self,
         data: bytes,
@@ -169,18 +130,20 @@ class MemoryProducer(Producer):
     ) -> MessageId:
         if self._closed:
             raise AlreadyClosedError(f"producer {self._name!r} is closed")
-        if not isinstance(data, bytes):
-            raise InvalidArgumentError(f"data must be bytes, not {type(data).__name__}")
-        if key is not None and key.__class__ is not str:
-            _check_key("key", key)
-        if ordering_key is not None and ordering_key.__class__ is not str:
-            _check_key("ordering_key", ordering_key)
-        props = _NO_PROPERTIES if properties is None else _properties(properties)
-        if event_time is not None and (
-            isinstance(event_time, bool) or not isinstance(event_time, int | float)
+        # Hot path: plain bytes, str-or-None keys and nothing else need no further checks.
+        if (
+            data.__class__ is bytes
+            and (key is None or key.__class__ is str)
+            and (ordering_key is None or ordering_key.__class__ is str)
+            and properties is None
+            and event_time is None
         ):
-            raise InvalidArgumentError(f"event_time must be seconds, not {event_time!r}")
-        at = self._deliver_at(deliver_after, deliver_at)
+            props = NO_PROPERTIES
+        else:
+            props = check_send_args(data, key, ordering_key, properties, event_time)
+        at = None
+        if deliver_after is not None or deliver_at is not None:
+            at = delivery_time(deliver_after, deliver_at, self._loop.time(), time.time())
         partition = self._route(key) if self._partitions > 1 else 0
         sequence_id = self._sequence_ids[partition]
         self._sequence_ids[partition] = sequence_id + 1

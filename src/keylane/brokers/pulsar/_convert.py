@@ -1,10 +1,12 @@
-"""Pure helpers of the Pulsar backend: argument validation, unit conversion, routing, error names.
+"""Pure helpers of the Pulsar backend: argument conversion, routing, error names.
 
-Everything here is plain Python so it can be unit-tested without a broker: the validation runs
-before the client is touched (a rejected call changes nothing at the broker), durations become
-the client's integer milliseconds, :class:`PartitionRouter` is the ``message_router`` that routes
-keys with Murmur3_32 like the Java clients, and :func:`error_for_result` maps the name of a
-``pulsar.Result`` to keylane's error class.
+Everything here is plain Python so it can be unit-tested without a broker. The contract's
+argument rules are :mod:`keylane.brokers.validation`; this module adds the client's own rules
+(no consumer priority, a positive event time) and converts durations and times to the client's
+integer milliseconds. :class:`PartitionRouter` is the ``message_router`` that routes keys with
+Murmur3_32 like the Java clients, and :func:`error_for_result` maps the name of a
+``pulsar.Result`` to keylane's error class. The checks run before the client is touched, so a
+rejected call changes nothing at the broker.
 
 Imports no backend and not ``pulsar``.
 """
@@ -16,19 +18,11 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Protocol
 
-from keylane.brokers.base import (
-    BatchingType,
-    DeadLetterPolicy,
-    Duration,
-    InitialPosition,
-    KeySharedPolicy,
-    MessageId,
-    SubscriptionType,
-    to_seconds,
-)
+from keylane.brokers import validation
+from keylane.brokers.base import Duration, MessageId
+from keylane.brokers.validation import check_send_args, delivery_time
 from keylane.errors import (
     AlreadyClosedError,
     BrokerConnectionError,
@@ -43,12 +37,9 @@ from keylane.errors import (
 from keylane.hashing import partition_for_key
 
 __all__ = [
-    "MIN_ACK_TIMEOUT",
-    "MIN_NACK_DELAY",
     "NativeMessageId",
     "PartitionRouter",
     "SendOptions",
-    "check_producer_args",
     "check_subscribe_args",
     "error_for_result",
     "message_id_from_native",
@@ -56,17 +47,6 @@ __all__ = [
     "to_millis",
     "validate_send",
 ]
-
-#: Minimum ack timeout of the C++/Python client (``unacked_messages_timeout_ms``).
-MIN_ACK_TIMEOUT = 10.0
-#: Minimum negative-ack redelivery delay of the C++/Python client.
-MIN_NACK_DELAY = 0.1
-
-_NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def to_millis(seconds: float) -> int:
@@ -82,23 +62,6 @@ def optional_text(value: str | bytes | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- producers
-
-
-def check_producer_args(
-    batching: object, batching_max_messages: object, batching_max_publish_delay: Duration,
-    producer_name: object,
-) -> float:  # fmt: skip
-    """Validate ``create_producer`` arguments; return the publish delay in seconds."""
-    if batching is not None and not isinstance(batching, BatchingType):
-        raise InvalidArgumentError(f"batching must be a BatchingType or None, not {batching!r}")
-    if not _is_int(batching_max_messages) or batching_max_messages < 1:  # type: ignore[operator]
-        raise InvalidArgumentError(
-            f"batching_max_messages must be an int >= 1, got {batching_max_messages!r}"
-        )
-    delay = to_seconds(batching_max_publish_delay, "batching_max_publish_delay")
-    if producer_name is not None and (not isinstance(producer_name, str) or not producer_name):
-        raise InvalidArgumentError("producer_name must be a non-empty str or None")
-    return delay
 
 
 class SendOptions:
@@ -121,47 +84,6 @@ class SendOptions:
         self.event_time_ms = event_time_ms
 
 
-def _check_key(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgumentError(f"{name} must be a str or None, not {type(value).__name__}")
-
-
-def _properties(properties: object) -> Mapping[str, str]:
-    if properties is None:
-        return _NO_PROPERTIES
-    if not isinstance(properties, Mapping):
-        raise InvalidArgumentError(
-            f"properties must be a mapping of str to str, not {type(properties).__name__}"
-        )
-    for k, v in properties.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            raise InvalidArgumentError(f"properties must map str to str, got {k!r}: {v!r}")
-    return dict(properties)
-
-
-def _deliver_at_ms(
-    deliver_after: Duration | None, deliver_at: datetime | float | None, now: float
-) -> int | None:
-    if deliver_after is not None and deliver_at is not None:
-        raise InvalidArgumentError("give deliver_after or deliver_at, not both")
-    if deliver_after is not None:
-        delay = to_seconds(deliver_after, "deliver_after")
-        return to_millis(now + delay) if delay > 0 else None
-    if deliver_at is None:
-        return None
-    if isinstance(deliver_at, datetime):
-        epoch = deliver_at.timestamp()
-    elif isinstance(deliver_at, bool) or not isinstance(deliver_at, int | float):
-        raise InvalidArgumentError(
-            f"deliver_at must be a datetime or seconds since the epoch, not {deliver_at!r}"
-        )
-    else:
-        epoch = float(deliver_at)
-        if not epoch >= 0:
-            raise InvalidArgumentError(f"deliver_at must not be negative, got {deliver_at}")
-    return to_millis(epoch)
-
-
 def validate_send(
     data: object,
     *,
@@ -175,22 +97,23 @@ def validate_send(
 ) -> SendOptions:
     """Check ``Producer.send`` arguments and convert times to epoch milliseconds.
 
-    A zero ``deliver_after`` means "now" and is not sent as a delay (a delayed message is never
-    batched, so this keeps zero-delay messages batchable).
+    The contract's rules are :func:`~keylane.brokers.validation.check_send_args` and
+    :func:`~keylane.brokers.validation.delivery_time`. Two rules are the client's: an
+    ``event_time`` must be positive (the client reads 0 as "unset"), and a zero ``deliver_after``
+    means "now" and is not sent as a delay (a delayed message is never batched, so this keeps
+    zero-delay messages batchable).
     """
-    if not isinstance(data, bytes):
-        raise InvalidArgumentError(f"data must be bytes, not {type(data).__name__}")
-    _check_key("key", key)
-    _check_key("ordering_key", ordering_key)
-    props = _properties(properties)
+    props = check_send_args(data, key, ordering_key, properties, event_time)
     event_ms = None
-    if event_time is not None:
-        if isinstance(event_time, bool) or not isinstance(event_time, int | float):
-            raise InvalidArgumentError(f"event_time must be seconds, not {event_time!r}")
+    if isinstance(event_time, int | float):  # None or a number once checked
         if not event_time > 0:
             raise InvalidArgumentError(f"event_time must be positive, got {event_time}")
         event_ms = to_millis(event_time)
-    at_ms = _deliver_at_ms(deliver_after, deliver_at, now())
+    epoch_now = now()
+    at = delivery_time(deliver_after, deliver_at, epoch_now, epoch_now)
+    at_ms = None
+    if at is not None and (deliver_after is None or at > epoch_now):
+        at_ms = to_millis(at)
     return SendOptions(key, ordering_key, props, at_ms, event_ms)  # type: ignore[arg-type]
 
 
@@ -257,47 +180,32 @@ def check_subscribe_args(
 ) -> tuple[int | None, int]:
     """Validate ``subscribe`` arguments; return (ack timeout ms or None, nack delay ms).
 
+    The contract's rules are :func:`~keylane.brokers.validation.check_subscribe_args`; on top
+    of them a non-zero ``priority_level`` is rejected.
+
     Raises:
         InvalidArgumentError: any argument out of range, including a non-zero
             ``priority_level``, which the Python client cannot send to the broker.
     """
-    if not isinstance(subscription, str) or not subscription.strip():
-        raise InvalidArgumentError("subscription name must be a non-empty str")
-    if not isinstance(subscription_type, SubscriptionType):
-        raise InvalidArgumentError(f"unknown subscription_type {subscription_type!r}")
-    if consumer_name is not None and (not isinstance(consumer_name, str) or not consumer_name):
-        raise InvalidArgumentError("consumer_name must be a non-empty str or None")
-    if not _is_int(receiver_queue_size) or receiver_queue_size < 1:  # type: ignore[operator]
-        raise InvalidArgumentError(
-            f"receiver_queue_size must be an int >= 1, got {receiver_queue_size!r}"
-        )
-    if not _is_int(priority_level) or priority_level < 0:  # type: ignore[operator]
-        raise InvalidArgumentError(f"priority_level must be an int >= 0, got {priority_level!r}")
+    ack_timeout_s, nack_delay_s = validation.check_subscribe_args(
+        subscription=subscription,
+        subscription_type=subscription_type,
+        consumer_name=consumer_name,
+        receiver_queue_size=receiver_queue_size,
+        ack_timeout=ack_timeout,
+        negative_ack_redelivery_delay=negative_ack_redelivery_delay,
+        dead_letter_policy=dead_letter_policy,
+        key_shared_policy=key_shared_policy,
+        priority_level=priority_level,
+        initial_position=initial_position,
+    )
     if priority_level != 0:
         raise InvalidArgumentError(
             "priority_level other than 0 is not supported on Pulsar: the Python client "
             "(pulsar-client 3.x) has no consumer priority option"
         )
-    ack_ms = None
-    if ack_timeout is not None:
-        seconds = to_seconds(ack_timeout, "ack_timeout")
-        if seconds < MIN_ACK_TIMEOUT:
-            raise InvalidArgumentError(
-                f"ack_timeout should be greater than 10 seconds (or None), got {seconds}"
-            )
-        ack_ms = to_millis(seconds)
-    nack = to_seconds(negative_ack_redelivery_delay, "negative_ack_redelivery_delay")
-    if nack < MIN_NACK_DELAY:
-        raise InvalidArgumentError(
-            f"negative_ack_redelivery_delay must be at least 0.1 s, got {nack}"
-        )
-    if dead_letter_policy is not None and not isinstance(dead_letter_policy, DeadLetterPolicy):
-        raise InvalidArgumentError("dead_letter_policy must be a DeadLetterPolicy or None")
-    if key_shared_policy is not None and not isinstance(key_shared_policy, KeySharedPolicy):
-        raise InvalidArgumentError("key_shared_policy must be a KeySharedPolicy or None")
-    if not isinstance(initial_position, InitialPosition):
-        raise InvalidArgumentError(f"unknown initial_position {initial_position!r}")
-    return ack_ms, to_millis(nack)
+    ack_ms = None if ack_timeout_s is None else to_millis(ack_timeout_s)
+    return ack_ms, to_millis(nack_delay_s)
 
 
 class NativeMessageId(Protocol):

@@ -42,15 +42,11 @@ from keylane.brokers.base import (
     to_seconds,
 )
 from keylane.brokers.pulsar._admin import PulsarAdmin
-from keylane.brokers.pulsar._convert import (
-    PartitionRouter,
-    check_producer_args,
-    check_subscribe_args,
-    to_millis,
-)
+from keylane.brokers.pulsar._convert import PartitionRouter, check_subscribe_args, to_millis
 from keylane.brokers.pulsar._errors import result_name, translate
 from keylane.brokers.pulsar.consumer import PulsarConsumer
 from keylane.brokers.pulsar.producer import PulsarProducer
+from keylane.brokers.validation import check_producer_args
 from keylane.errors import (
     AlreadyClosedError,
     BrokerConnectionError,
