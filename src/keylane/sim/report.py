@@ -42,6 +42,7 @@ def render_compare(result: CompareResult) -> RenderableType:
     table.add_column("exclusivity\nviolations", justify="right")
     table.add_column("lost\nupdates", justify="right")
     table.add_column("order\nviolations", justify="right")
+    table.add_column("reordered by\nredelivery", justify="right")
     table.add_column("lost\nmessages", justify="right")
     table.add_column("dupli-\ncates", justify="right")
     notes: list[RenderableType] = []
@@ -63,6 +64,7 @@ def render_compare(result: CompareResult) -> RenderableType:
             _count(row.exclusivity_violations),
             _count(row.lost_updates),
             _count(row.order_violations),
+            f"{row.excused_reorders:,}",
             _count(row.lost_messages),
             _count(row.duplicates),
         ]

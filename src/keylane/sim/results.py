@@ -26,7 +26,9 @@ class StrategyResult:
         latency: publish -> first success, every event of the run.
         others: with the stuck-key scenario, the same for every user but the stuck one.
         stuck: with the stuck-key scenario, the stuck user's events.
-        exclusivity_violations .. duplicates: the checker's exact counts.
+        exclusivity_violations .. duplicates: the checker's exact counts. ``order_violations``
+            uses the checker's default rule: reorderings that a redelivery explains are not
+            violations; they are counted in ``excused_reorders``, which is not an anomaly.
         unfinished: events still outstanding when the drain ended (0 when ``drained``); the
             checker counts them as lost messages.
         stats: the strategy's own counters (acks, nacks, lock contention...).
@@ -42,6 +44,7 @@ class StrategyResult:
     exclusivity_violations: int = 0
     lost_updates: int = 0
     order_violations: int = 0
+    excused_reorders: int = 0
     lost_messages: int = 0
     duplicates: int = 0
     published: int = 0
@@ -82,6 +85,7 @@ class StrategyResult:
             "exclusivity_violations": self.exclusivity_violations,
             "lost_updates": self.lost_updates,
             "order_violations": self.order_violations,
+            "excused_reorders": self.excused_reorders,
             "lost_messages": self.lost_messages,
             "duplicates": self.duplicates,
             "published": self.published,

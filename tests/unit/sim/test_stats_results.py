@@ -68,11 +68,13 @@ def test_json_shape_and_skips():
         "exclusivity_violations",
         "lost_updates",
         "order_violations",
+        "excused_reorders",
         "lost_messages",
         "duplicates",
     ):
         assert field in shared
     assert shared["exclusivity_violations"] == 12
+    assert shared["excused_reorders"] == 0
     assert data["workload"] == {"users": 10, "window": 40}
     assert data["ratios"] == {"lanes_vs_serial_throughput": 20.0}
 
@@ -80,6 +82,9 @@ def test_json_shape_and_skips():
 def test_correct_flag():
     assert not result("shared", 1, 1, lost_updates=1).correct
     assert result("key-shared-lanes", 1, 1).correct
+    # Reorderings a redelivery explains are reported, not anomalies; unexcused ones are.
+    assert StrategyResult(name="shared-lock", summary="", excused_reorders=5).correct
+    assert not StrategyResult(name="shared-lock", summary="", order_violations=1).correct
     assert not StrategyResult.skip("shared-lock", "x").correct
 
 
@@ -88,8 +93,28 @@ def test_table_shows_rows_skip_reason_and_headline():
     console.print(render_compare(make_compare()))
     text = console.export_text()
     assert "shared-lock skipped: Redis unavailable" in text
+    assert "reordered by" in text
     assert "key-shared-lanes: 20.0x key-shared-serial throughput" in text
     assert "p99 others" not in text
+
+
+def test_table_shows_excused_reorders_apart_from_order_violations():
+    row = StrategyResult(
+        name="shared-lock",
+        summary="",
+        throughput=1000,
+        latency=summarize([0.01, 0.2]),
+        order_violations=3,
+        excused_reorders=2238,
+    )
+    console = Console(record=True, width=200)
+    console.print(render_compare(CompareResult([row], {})))
+    text = console.export_text()
+    assert "reordered by" in text
+    [line] = [ln for ln in text.splitlines() if ln.startswith("│ shared-lock")]
+    cells = [cell.strip() for cell in line.split("│")]
+    order = cells.index("3")
+    assert cells[order + 1] == "2,238"  # the column right after "order violations"
 
 
 def test_stuck_table_has_the_others_column_and_headline():
