@@ -13,22 +13,20 @@ import pytest
 from keylane.brokers.base import (
     BatchingType,
     DeadLetterPolicy,
-    InitialPosition,
     KeySharedPolicy,
     MessageId,
-    SubscriptionType,
 )
 from keylane.brokers.pulsar._admin import topic_path
 from keylane.brokers.pulsar._convert import (
     PartitionRouter,
-    check_subscribe_args,
+    client_subscribe_args,
     error_for_result,
     message_id_from_native,
     optional_text,
     to_millis,
     validate_send,
 )
-from keylane.brokers.validation import check_producer_args
+from keylane.brokers.validation import check_producer_args, check_subscribe_args
 from keylane.errors import (
     AlreadyClosedError,
     BrokerConnectionError,
@@ -41,6 +39,7 @@ from keylane.errors import (
     TopicNotFoundError,
 )
 from keylane.hashing import partition_for_key
+from tests.unit.test_validation import SUBSCRIBE_DEFAULTS
 
 NOW = 1_700_000_000.0
 
@@ -59,20 +58,10 @@ def send(data: object = b"x", **options: Any):
 
 
 def subscribe_args(**options: Any) -> tuple[int | None, int]:
-    args: dict[str, Any] = {
-        "subscription": "sub",
-        "subscription_type": SubscriptionType.KEY_SHARED,
-        "consumer_name": None,
-        "receiver_queue_size": 1000,
-        "ack_timeout": None,
-        "negative_ack_redelivery_delay": 60.0,
-        "dead_letter_policy": None,
-        "key_shared_policy": None,
-        "priority_level": 0,
-        "initial_position": InitialPosition.LATEST,
-    }
-    args.update(options)
-    return check_subscribe_args(**args)
+    """What ``PulsarBroker.subscribe`` checks and converts, without a broker."""
+    args = {**SUBSCRIBE_DEFAULTS, **options}
+    ack_timeout, nack_delay = check_subscribe_args(**args)
+    return client_subscribe_args(args["priority_level"], ack_timeout, nack_delay)
 
 
 # --------------------------------------------------------------------------- units

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
-from keylane.brokers import validation
 from keylane.brokers.base import Duration, MessageId
 from keylane.brokers.validation import check_send_args, delivery_time
 from keylane.errors import (
@@ -40,7 +39,7 @@ __all__ = [
     "NativeMessageId",
     "PartitionRouter",
     "SendOptions",
-    "check_subscribe_args",
+    "client_subscribe_args",
     "error_for_result",
     "message_id_from_native",
     "optional_text",
@@ -165,47 +164,30 @@ class PartitionRouter:
 # --------------------------------------------------------------------------- consumers
 
 
-def check_subscribe_args(
-    *,
-    subscription: object,
-    subscription_type: object,
-    consumer_name: object,
-    receiver_queue_size: object,
-    ack_timeout: Duration | None,
-    negative_ack_redelivery_delay: Duration,
-    dead_letter_policy: object,
-    key_shared_policy: object,
-    priority_level: object,
-    initial_position: object,
+def client_subscribe_args(
+    priority_level: object, ack_timeout: float | None, nack_delay: float
 ) -> tuple[int | None, int]:
-    """Validate ``subscribe`` arguments; return (ack timeout ms or None, nack delay ms).
+    """Pulsar's own ``subscribe`` rule and units, after the contract's checks.
 
-    The contract's rules are :func:`~keylane.brokers.validation.check_subscribe_args`; on top
-    of them a non-zero ``priority_level`` is rejected.
+    Args:
+        priority_level: as given to ``subscribe``.
+        ack_timeout, nack_delay: seconds, as returned by
+            :func:`keylane.brokers.validation.check_subscribe_args`.
+
+    Returns:
+        (ack timeout ms or None, negative-ack redelivery delay ms).
 
     Raises:
-        InvalidArgumentError: any argument out of range, including a non-zero
-            ``priority_level``, which the Python client cannot send to the broker.
+        InvalidArgumentError: a non-zero ``priority_level``, which the Python client cannot
+            send to the broker.
     """
-    ack_timeout_s, nack_delay_s = validation.check_subscribe_args(
-        subscription=subscription,
-        subscription_type=subscription_type,
-        consumer_name=consumer_name,
-        receiver_queue_size=receiver_queue_size,
-        ack_timeout=ack_timeout,
-        negative_ack_redelivery_delay=negative_ack_redelivery_delay,
-        dead_letter_policy=dead_letter_policy,
-        key_shared_policy=key_shared_policy,
-        priority_level=priority_level,
-        initial_position=initial_position,
-    )
     if priority_level != 0:
         raise InvalidArgumentError(
             "priority_level other than 0 is not supported on Pulsar: the Python client "
             "(pulsar-client 3.x) has no consumer priority option"
         )
-    ack_ms = None if ack_timeout_s is None else to_millis(ack_timeout_s)
-    return ack_ms, to_millis(nack_delay_s)
+    ack_ms = None if ack_timeout is None else to_millis(ack_timeout)
+    return ack_ms, to_millis(nack_delay)
 
 
 class NativeMessageId(Protocol):

@@ -42,11 +42,11 @@ from keylane.brokers.base import (
     to_seconds,
 )
 from keylane.brokers.pulsar._admin import PulsarAdmin
-from keylane.brokers.pulsar._convert import PartitionRouter, check_subscribe_args, to_millis
+from keylane.brokers.pulsar._convert import PartitionRouter, client_subscribe_args, to_millis
 from keylane.brokers.pulsar._errors import result_name, translate
 from keylane.brokers.pulsar.consumer import PulsarConsumer
 from keylane.brokers.pulsar.producer import PulsarProducer
-from keylane.brokers.validation import check_producer_args
+from keylane.brokers.validation import check_producer_args, check_subscribe_args
 from keylane.errors import (
     AlreadyClosedError,
     BrokerConnectionError,
@@ -292,7 +292,7 @@ class PulsarBroker(Broker):
         initial_position: InitialPosition = InitialPosition.LATEST,
     ) -> Consumer:
         full = normalize_topic(topic)
-        ack_ms, nack_ms = check_subscribe_args(
+        ack_timeout_s, nack_delay_s = check_subscribe_args(
             subscription=subscription,
             subscription_type=subscription_type,
             consumer_name=consumer_name,
@@ -304,6 +304,7 @@ class PulsarBroker(Broker):
             priority_level=priority_level,
             initial_position=initial_position,
         )
+        ack_ms, nack_ms = client_subscribe_args(priority_level, ack_timeout_s, nack_delay_s)
         policy = None
         if subscription_type is SubscriptionType.KEY_SHARED:
             policy = key_shared_policy or KeySharedPolicy()
