@@ -12,6 +12,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -92,8 +93,37 @@ def test_bad_constructor_arguments() -> None:
         PulsarBroker("pulsar://127.0.0.1:6650", admin_url="127.0.0.1:8080")
     with pytest.raises(InvalidArgumentError, match="log_level"):
         PulsarBroker("pulsar://127.0.0.1:6650", log_level="loud")
+    with pytest.raises(InvalidArgumentError, match="log_file"):
+        PulsarBroker("pulsar://127.0.0.1:6650", log_file="")
+    with pytest.raises(InvalidArgumentError, match="log_file"):
+        PulsarBroker("pulsar://127.0.0.1:6650", log_file=3)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="operation_timeout"):
         PulsarBroker("pulsar://127.0.0.1:6650", operation_timeout=0.5)
+
+
+async def test_log_file_takes_the_client_log_off_standard_output(
+    pulsar_url: str,
+    pulsar_admin_url: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # Given a broker whose client logs to a file
+    log = tmp_path / "client.log"
+    topic = f"kl-it-log-{uuid.uuid4().hex[:12]}"
+    # When it creates a producer and a consumer and closes
+    async with PulsarBroker(pulsar_url, admin_url=pulsar_admin_url, log_file=log) as broker:
+        consumer = await broker.subscribe(topic, "s", subscription_type=KEY_SHARED)
+        producer = await broker.create_producer(topic)
+        await producer.send(b"m", key="k")
+        await consumer.acknowledge(await consumer.receive(timeout=10))
+    # Then the client's INFO lines are in the file (at the default "info" level)...
+    text = log.read_text()
+    assert " INFO " in text
+    assert topic in text
+    # ...and none reached standard output or standard error
+    out, err = capfd.readouterr()
+    assert topic not in out + err
+    assert " INFO " not in out + err
 
 
 async def test_close_closes_every_producer_and_consumer(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -41,11 +42,16 @@ _CONSUMERS = "Consumers"
 _SCENARIO = "Head-of-line scenario"
 
 
+#: Where ``--broker pulsar://...`` sends the Pulsar client's log lines (appended).
+PULSAR_CLIENT_LOG = Path(tempfile.gettempdir()) / "keylane-pulsar-client.log"
+
+
 def _broker_options(broker: str, pulsar_admin_url: str | None) -> dict[str, object]:
     if not broker.startswith("pulsar"):
         return {}
-    # The C++ client logs every producer and consumer at INFO; keep the table readable.
-    options: dict[str, object] = {"log_level": "warn"}
+    # The C++ client logs every producer and consumer at INFO: into a file, so that standard
+    # output holds the table only.
+    options: dict[str, object] = {"log_file": str(PULSAR_CLIENT_LOG)}
     if pulsar_admin_url:
         options["admin_url"] = pulsar_admin_url
     return options
@@ -244,8 +250,10 @@ def compare_command(
         raise typer.Exit(EXIT_ERROR) from None
     out = Console()
     if not out.is_terminal:
-        out = Console(width=120)  # a pipe or file still gets the whole table
+        out = Console(width=140)  # a pipe or file still gets the whole table
     out.print(render_compare(result))
+    if "log_file" in config.broker_options:
+        err.print(f"Pulsar client log: {PULSAR_CLIENT_LOG}", style="dim", highlight=False)
     if json_path is not None:
         json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     if all(row.skipped is not None for row in result.results):

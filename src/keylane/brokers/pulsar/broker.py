@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 from urllib.parse import urlparse
 
 import pulsar
@@ -42,6 +43,7 @@ from keylane.brokers.base import (
     to_seconds,
 )
 from keylane.brokers.pulsar._admin import PulsarAdmin
+from keylane.brokers.pulsar._client import LOG_LEVELS, client_logger, close_client
 from keylane.brokers.pulsar._convert import PartitionRouter, client_subscribe_args, to_millis
 from keylane.brokers.pulsar._errors import result_name, translate
 from keylane.brokers.pulsar.consumer import PulsarConsumer
@@ -72,12 +74,6 @@ _POSITIONS = {
     InitialPosition.LATEST: pulsar.InitialPosition.Latest,
     InitialPosition.EARLIEST: pulsar.InitialPosition.Earliest,
 }
-_LOG_LEVELS = {
-    "debug": pulsar.LoggerLevel.Debug,
-    "info": pulsar.LoggerLevel.Info,
-    "warn": pulsar.LoggerLevel.Warn,
-    "error": pulsar.LoggerLevel.Error,
-}
 #: The client's per-producer pending-message limit (``max_pending_messages``).
 _MAX_PENDING = 1000
 
@@ -97,8 +93,9 @@ class PulsarBroker(Broker):
         io_threads: the client's I/O threads.
         log_level: None keeps the C++ client's default logger (INFO lines on standard
             output); "debug", "info", "warn" or "error" installs the client's console logger
-            at that level. pulsar-client 3.13 crashed at interpreter exit in 2 of 20 runs with
-            a console logger and in none of 20 with the default one, hence the default.
+            at that level, or sets the level of ``log_file``.
+        log_file: write the client's log lines to this file (appended) instead of standard
+            output, at ``log_level`` (default "info"), with the client's file logger.
     """
 
     def __init__(
@@ -110,6 +107,7 @@ class PulsarBroker(Broker):
         connection_timeout: Duration = 10.0,
         io_threads: int = 1,
         log_level: str | None = None,
+        log_file: str | os.PathLike[str] | None = None,
     ) -> None:
         parsed = urlparse(service_url) if isinstance(service_url, str) else None
         if parsed is None or parsed.scheme not in ("pulsar", "pulsar+ssl") or not parsed.hostname:
@@ -118,8 +116,12 @@ class PulsarBroker(Broker):
             )
         if not isinstance(admin_url, str) or urlparse(admin_url).scheme not in ("http", "https"):
             raise InvalidArgumentError(f"admin_url must be an http(s) URL, got {admin_url!r}")
-        if log_level is not None and log_level not in _LOG_LEVELS:
-            raise InvalidArgumentError(f"log_level must be None or one of {sorted(_LOG_LEVELS)}")
+        if log_level is not None and log_level not in LOG_LEVELS:
+            raise InvalidArgumentError(f"log_level must be None or one of {sorted(LOG_LEVELS)}")
+        if log_file is not None and (
+            not isinstance(log_file, str | os.PathLike) or not os.fspath(log_file)
+        ):
+            raise InvalidArgumentError(f"log_file must be a non-empty path, not {log_file!r}")
         if isinstance(io_threads, bool) or not isinstance(io_threads, int) or io_threads < 1:
             raise InvalidArgumentError(f"io_threads must be an int >= 1, got {io_threads!r}")
         self.service_url = service_url
@@ -132,6 +134,7 @@ class PulsarBroker(Broker):
             raise InvalidArgumentError("operation_timeout must be >= 1 s, connection_timeout > 0")
         self._io_threads = io_threads
         self._log_level = log_level
+        self._log_file = None if log_file is None else os.fspath(log_file)
         self.admin = PulsarAdmin(admin_url, self._operation_timeout)
         self._client: Client | None = None
         self._starting: asyncio.Lock | None = None
@@ -167,15 +170,12 @@ class PulsarBroker(Broker):
         async with self._starting:
             if self._client is None:
                 await self._probe()
-                logger = None
-                if self._log_level is not None:
-                    logger = pulsar.ConsoleLogger(_LOG_LEVELS[self._log_level])
                 self._client = Client(
                     self.service_url,
                     operation_timeout_seconds=math.ceil(self._operation_timeout),
                     connection_timeout_ms=max(1, to_millis(self._connection_timeout)),
                     io_threads=self._io_threads,
-                    logger=logger,
+                    logger=client_logger(self._log_level, self._log_file),
                 )
         return self._client
 
@@ -205,10 +205,7 @@ class PulsarBroker(Broker):
                 await producer.close()
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(PulsarException):
-                await client.close()
-            # Stops the client's threads now rather than at interpreter exit.
-            client.shutdown()
+            await close_client(client)
 
     # ------------------------------------------------------------------ topics
 

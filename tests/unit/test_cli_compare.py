@@ -1,0 +1,15 @@
+"""``keylane compare``'s broker options (the command itself runs in tests/integration)."""
+
+from __future__ import annotations
+
+from keylane.cli.compare import PULSAR_CLIENT_LOG, _broker_options
+
+
+def test_embedded_broker_gets_no_options() -> None:
+    assert _broker_options("memory://", "http://127.0.0.1:8080") == {}
+
+
+def test_pulsar_client_logs_to_a_file_not_the_console() -> None:
+    options = _broker_options("pulsar://127.0.0.1:6650", "http://admin:8080")
+    assert options == {"log_file": str(PULSAR_CLIENT_LOG), "admin_url": "http://admin:8080"}
+    assert "log_level" not in _broker_options("pulsar://127.0.0.1:6650", None)
