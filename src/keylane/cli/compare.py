@@ -9,6 +9,7 @@ Thin: parses options into a :class:`~keylane.sim.compare.CompareConfig` and call
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -36,11 +37,11 @@ EXIT_OK = 0
 EXIT_ALL_SKIPPED = 1
 EXIT_ERROR = 2
 
-_RUN = "Run"
-_WORKLOAD = "Workload"
-_CONSUMERS = "Consumers"
-_SCENARIO = "Head-of-line scenario"
-
+#: ``typer.Option`` in each help panel.
+_run = functools.partial(typer.Option, rich_help_panel="Run")
+_workload = functools.partial(typer.Option, rich_help_panel="Workload")
+_consumers = functools.partial(typer.Option, rich_help_panel="Consumers")
+_scenario = functools.partial(typer.Option, rich_help_panel="Head-of-line scenario")
 
 #: Where ``--broker pulsar://...`` sends the Pulsar client's log lines (appended).
 PULSAR_CLIENT_LOG = Path(tempfile.gettempdir()) / "keylane-pulsar-client.log"
@@ -59,140 +60,69 @@ def _broker_options(broker: str, pulsar_admin_url: str | None) -> dict[str, obje
 
 def compare_command(
     strategies: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Comma-separated subset of: {', '.join(STRATEGY_NAMES)}.", rich_help_panel=_RUN
-        ),
+        str | None, _run(help=f"Comma-separated subset of: {', '.join(STRATEGY_NAMES)}.")
     ] = None,
-    broker: Annotated[
-        str, typer.Option(help="memory:// (embedded) or pulsar://host:6650.", rich_help_panel=_RUN)
-    ] = "memory://",
+    broker: Annotated[str, _run(help="memory:// (embedded) or pulsar://host:6650.")] = "memory://",
     pulsar_admin_url: Annotated[
         str | None,
-        typer.Option(
+        _run(
             envvar="KEYLANE_PULSAR_ADMIN_URL",
             help="Pulsar admin REST URL (with --broker pulsar://...).",
-            rich_help_panel=_RUN,
         ),
     ] = None,
     redis: Annotated[
-        str,
-        typer.Option(envvar=REDIS_URL_ENV, help="Redis for shared-lock.", rich_help_panel=_RUN),
+        str, _run(envvar=REDIS_URL_ENV, help="Redis for shared-lock.")
     ] = DEFAULT_REDIS_URL,
-    duration: Annotated[
-        float, typer.Option(help="Measured seconds per strategy.", rich_help_panel=_RUN)
-    ] = 6.0,
-    warmup: Annotated[
-        float,
-        typer.Option(help="Unmeasured seconds before each measured phase.", rich_help_panel=_RUN),
-    ] = 1.5,
+    duration: Annotated[float, _run(help="Measured seconds per strategy.")] = 6.0,
+    warmup: Annotated[float, _run(help="Unmeasured seconds before each measured phase.")] = 1.5,
     rate: Annotated[
         float | None,
-        typer.Option(
-            help="Open loop: offered events/s (default: closed loop, as fast as the window lets).",
-            rich_help_panel=_RUN,
+        _run(
+            help="Open loop: offered events/s (default: closed loop, as fast as the window lets)."
         ),
     ] = None,
-    window: Annotated[
-        int, typer.Option(help="Most events outstanding at once.", rich_help_panel=_RUN)
-    ] = 4000,
+    window: Annotated[int, _run(help="Most events outstanding at once.")] = 4000,
     publishers: Annotated[
-        int,
-        typer.Option(
-            help="Concurrent publishing tasks (a user always uses one).", rich_help_panel=_RUN
-        ),
+        int, _run(help="Concurrent publishing tasks (a user always uses one).")
     ] = 64,
-    drain_timeout: Annotated[
-        float, typer.Option(help="Longest drain after publishing stops (s).", rich_help_panel=_RUN)
-    ] = 60.0,
+    drain_timeout: Annotated[float, _run(help="Longest drain after publishing stops (s).")] = 60.0,
     json_path: Annotated[
-        Path | None,
-        typer.Option("--json", help="Also write the results as JSON here.", rich_help_panel=_RUN),
+        Path | None, _run("--json", help="Also write the results as JSON here.")
     ] = None,
-    users: Annotated[int, typer.Option(help="Distinct users.", rich_help_panel=_WORKLOAD)] = 10_000,
-    mean_burst: Annotated[
-        float, typer.Option(help="Mean events per session.", rich_help_panel=_WORKLOAD)
-    ] = 8.0,
+    users: Annotated[int, _workload(help="Distinct users.")] = 10_000,
+    mean_burst: Annotated[float, _workload(help="Mean events per session.")] = 8.0,
     burst_shape: Annotated[
         BurstShape,
-        typer.Option(
-            help="Events per session: poisson (about the mean) or geometric (long tail).",
-            rich_help_panel=_WORKLOAD,
-        ),
+        _workload(help="Events per session: poisson (about the mean) or geometric (long tail)."),
     ] = BurstShape.POISSON,
-    max_burst: Annotated[
-        int, typer.Option(help="Most events per session.", rich_help_panel=_WORKLOAD)
-    ] = 32,
-    skew: Annotated[
-        float,
-        typer.Option(
-            help="Zipf exponent of user popularity (0 = uniform).", rich_help_panel=_WORKLOAD
-        ),
-    ] = 0.0,
-    hot_users: Annotated[
-        int, typer.Option(help="Number of hot users.", rich_help_panel=_WORKLOAD)
-    ] = 0,
-    hot_share: Annotated[
-        float, typer.Option(help="Share of sessions from hot users.", rich_help_panel=_WORKLOAD)
-    ] = 0.0,
-    seed: Annotated[
-        int, typer.Option(help="Workload and latency seed.", rich_help_panel=_WORKLOAD)
-    ] = 1,
-    latency_ms: Annotated[
-        float, typer.Option(help="Median simulated I/O per event (ms).", rich_help_panel=_WORKLOAD)
-    ] = 5.0,
-    latency_sigma: Annotated[
-        float, typer.Option(help="Lognormal sigma of the I/O time.", rich_help_panel=_WORKLOAD)
-    ] = 0.5,
-    consumers: Annotated[
-        int, typer.Option(help="Consumers per strategy.", rich_help_panel=_CONSUMERS)
-    ] = 4,
+    max_burst: Annotated[int, _workload(help="Most events per session.")] = 32,
+    skew: Annotated[float, _workload(help="Zipf exponent of user popularity (0 = uniform).")] = 0.0,
+    hot_users: Annotated[int, _workload(help="Number of hot users.")] = 0,
+    hot_share: Annotated[float, _workload(help="Share of sessions from hot users.")] = 0.0,
+    seed: Annotated[int, _workload(help="Workload and latency seed.")] = 1,
+    latency_ms: Annotated[float, _workload(help="Median simulated I/O per event (ms).")] = 5.0,
+    latency_sigma: Annotated[float, _workload(help="Lognormal sigma of the I/O time.")] = 0.5,
+    consumers: Annotated[int, _consumers(help="Consumers per strategy.")] = 4,
     max_in_flight: Annotated[
-        int,
-        typer.Option(
-            help="Concurrent handlers per consumer (shared, shared-lock, lanes).",
-            rich_help_panel=_CONSUMERS,
-        ),
+        int, _consumers(help="Concurrent handlers per consumer (shared, shared-lock, lanes).")
     ] = 256,
     handler_timeout: Annotated[
-        float,
-        typer.Option(
-            help="Per-attempt handler timeout, every strategy (s).", rich_help_panel=_CONSUMERS
-        ),
+        float, _consumers(help="Per-attempt handler timeout, every strategy (s).")
     ] = 5.0,
-    lock_ttl: Annotated[
-        float, typer.Option(help="shared-lock lease TTL (s).", rich_help_panel=_CONSUMERS)
-    ] = 30.0,
+    lock_ttl: Annotated[float, _consumers(help="shared-lock lease TTL (s).")] = 30.0,
     contention: Annotated[
-        ContentionPolicy,
-        typer.Option(
-            help="shared-lock on a held lock: nack, or wait (poll).", rich_help_panel=_CONSUMERS
-        ),
+        ContentionPolicy, _consumers(help="shared-lock on a held lock: nack, or wait (poll).")
     ] = ContentionPolicy.NACK,
-    nack_delay: Annotated[
-        float, typer.Option(help="Negative-ack redelivery delay (s).", rich_help_panel=_CONSUMERS)
-    ] = 1.0,
+    nack_delay: Annotated[float, _consumers(help="Negative-ack redelivery delay (s).")] = 1.0,
     lock_wait: Annotated[
-        float,
-        typer.Option(
-            help="With --contention wait: poll this long, then nack (s).",
-            rich_help_panel=_CONSUMERS,
-        ),
+        float, _consumers(help="With --contention wait: poll this long, then nack (s).")
     ] = 5.0,
     stuck_key: Annotated[
-        bool,
-        typer.Option(
-            "--stuck-key", help="One user's first handler call hangs.", rich_help_panel=_SCENARIO
-        ),
+        bool, _scenario("--stuck-key", help="One user's first handler call hangs.")
     ] = False,
-    stuck_for: Annotated[
-        float, typer.Option(help="How long the stuck call hangs (s).", rich_help_panel=_SCENARIO)
-    ] = 30.0,
+    stuck_for: Annotated[float, _scenario(help="How long the stuck call hangs (s).")] = 30.0,
     stuck_at: Annotated[
-        float,
-        typer.Option(
-            help="When the stuck user's session is published (s).", rich_help_panel=_SCENARIO
-        ),
+        float, _scenario(help="When the stuck user's session is published (s).")
     ] = 1.0,
 ) -> None:
     """Run the consumption strategies on one shopping workload; compare speed and correctness."""
