@@ -189,6 +189,7 @@ def test_compare_command_end_to_end(tmp_path):
     out = tmp_path / "compare.json"
     args = ["compare", "--strategies", "shared,key-shared-lanes", "--duration", "0.5"]
     args += ["--warmup", "0", "--users", "30", "--window", "120", "--json", str(out)]
+    args += ["--history", str(tmp_path / "history")]
     # When it runs
     result = CliRunner().invoke(app, args)
     # Then it prints the table and writes the JSON with every documented field
@@ -213,3 +214,15 @@ def test_compare_command_end_to_end(tmp_path):
     assert lanes["exclusivity_violations"] == lanes["lost_updates"] == lanes["lost_messages"] == 0
     assert data["strategies"]["shared"]["exclusivity_violations"] > 0
     assert data["workload"]["users"] == 30
+
+    # And the history files it wrote give the same verdicts through `keylane check`
+    history = tmp_path / "history"
+    for name, verdict in (("key-shared-lanes", 0), ("shared", 1)):
+        check_args = ["check", "--json", str(history / f"{name}.jsonl")]
+        check_args += ["--counters", str(history / f"{name}.counters.json")]
+        checked = CliRunner().invoke(app, check_args)
+        assert checked.exit_code == verdict, checked.output
+        counts = json.loads(checked.output)
+        expected = data["strategies"][name]
+        for field in ("exclusivity_violations", "lost_updates", "lost_messages", "duplicates"):
+            assert counts[field] == expected[field], field

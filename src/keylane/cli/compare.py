@@ -89,6 +89,13 @@ def compare_command(
     json_path: Annotated[
         Path | None, _run("--json", help="Also write the results as JSON here.")
     ] = None,
+    history: Annotated[
+        Path | None,
+        _run(
+            help="Also write each strategy's history here (<strategy>.jsonl and "
+            "<strategy>.counters.json) for `keylane check`."
+        ),
+    ] = None,
     users: Annotated[int, _workload(help="Distinct users.")] = 10_000,
     mean_burst: Annotated[float, _workload(help="Mean events per session.")] = 8.0,
     burst_shape: Annotated[
@@ -143,6 +150,7 @@ def compare_command(
             publishers=publishers,
             stuck=stuck_key,
             stuck_at=stuck_at,
+            history_dir=history,
             workload=WorkloadConfig(
                 users=users,
                 mean_burst=mean_burst,

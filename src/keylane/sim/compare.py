@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 from keylane.brokers import connect
@@ -71,6 +73,9 @@ class CompareConfig:
         workload: users and bursts.
         handler: simulated latency (and the stuck hang's length).
         strategy: consumers, concurrency, timeouts, lock settings.
+        history_dir: if set, each strategy's history is also written there as
+            ``<strategy>.jsonl`` (JSON Lines for ``keylane check``) with its final per-user
+            counters as ``<strategy>.counters.json`` (for ``keylane check --counters``).
     """
 
     strategies: tuple[str, ...] = STRATEGY_NAMES
@@ -88,6 +93,7 @@ class CompareConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     handler: HandlerConfig = field(default_factory=HandlerConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    history_dir: Path | None = None
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.strategies if name not in STRATEGY_NAMES]
@@ -205,7 +211,8 @@ async def run_strategy(
     """
     lock = await lock_factory() if (name == "shared-lock" and lock_factory) else None
     store = MemoryStateStore()
-    recorder = recorder if recorder is not None else HistoryRecorder()
+    if recorder is None:
+        recorder = HistoryRecorder(_history_path(config, name, ".jsonl"))
     workload = Workload(config.workload)
     stuck_user = STUCK_USER if config.stuck else None
     handler_config = replace(config.handler, stuck_user=stuck_user)
@@ -252,7 +259,11 @@ async def run_strategy(
         if lock is not None:
             await lock.close()
         recorder.close()
-    report = check(recorder.history(), counters=store.snapshot())
+    counters = store.snapshot()
+    counters_path = _history_path(config, name, ".counters.json")
+    if counters_path is not None:
+        counters_path.write_text(json.dumps(counters, sort_keys=True) + "\n", encoding="utf-8")
+    report = check(recorder.history(), counters=counters)
     counts = report.counts()
     return StrategyResult(
         name=name,
@@ -328,6 +339,14 @@ async def run_compare(
             if observer is not None:
                 observer.finished(result)
     return CompareResult(results=results, workload=config.describe(), stuck=config.stuck)
+
+
+def _history_path(config: CompareConfig, name: str, suffix: str) -> Path | None:
+    """Where a strategy's history file goes, creating the folder; None without history_dir."""
+    if config.history_dir is None:
+        return None
+    config.history_dir.mkdir(parents=True, exist_ok=True)
+    return config.history_dir / f"{name}{suffix}"
 
 
 async def _run_one(
