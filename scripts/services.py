@@ -279,8 +279,12 @@ def pulsar_tarball() -> Path:
         f"-Dpulsar.version={PULSAR_VERSION}", f"-Ddist.dir={dist}",
     ]  # fmt: skip
     env = {**os.environ, "JAVA_HOME": str(java17_home())}
-    if subprocess.run(cmd, env=env, check=False).returncode != 0:
-        raise ServiceError(f"Maven could not fetch the Pulsar distribution: {' '.join(cmd)}")
+    result = subprocess.run(cmd, env=env, check=False, capture_output=True, text=True)
+    if result.returncode != 0:  # Maven's output is shown only when it failed
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise ServiceError(
+            f"Maven could not fetch the Pulsar distribution: {' '.join(cmd)}\n{tail}"
+        )
     return dist / name
 
 
