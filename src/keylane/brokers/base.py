@@ -24,10 +24,9 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Self
 
 from keylane.errors import InvalidArgumentError
+from keylane.resource import AsyncClosable
 
 __all__ = [
     "HASH_RANGE_SIZE",
@@ -254,7 +253,7 @@ class Message:
         return "NONE_KEY"
 
 
-class Producer(abc.ABC):
+class Producer(AsyncClosable):
     """Publishes messages to one topic (all partitions of a partitioned topic).
 
     Messages of one producer with the same partition key land on the same partition, in send
@@ -305,19 +304,8 @@ class Producer(abc.ABC):
     async def close(self) -> None:
         """Flush and close the producer. Idempotent."""
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class Consumer(abc.ABC):
+class Consumer(AsyncClosable):
     """Receives messages of one subscription (all partitions of a partitioned topic)."""
 
     @property
@@ -380,19 +368,8 @@ class Consumer(abc.ABC):
             ConsumerBusyError: other consumers are still connected.
         """
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class Broker(abc.ABC):
+class Broker(AsyncClosable):
     """A connection to a message broker: the factory of producers and consumers.
 
     Use as ``async with``; closing the broker closes everything it created.
@@ -469,14 +446,3 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close every producer and consumer, then the connection. Idempotent."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -19,10 +19,9 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from keylane.errors import InvalidArgumentError
+from keylane.resource import AsyncClosable
 
 __all__ = [
     "DEFAULT_LOCK_TTL",
@@ -76,7 +75,7 @@ class Lease:
     ttl: float
 
 
-class KeyLock(abc.ABC):
+class KeyLock(AsyncClosable):
     """Per-key leases with a TTL, shared by every process that uses the same store.
 
     Guarantee: while a lease for a key is unexpired, no other ``acquire`` of that key succeeds.
@@ -156,14 +155,3 @@ class KeyLock(abc.ABC):
                 return None
             await asyncio.sleep(min(pause, remaining))
             pause = min(pause * 2, poll_max)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

@@ -12,7 +12,6 @@ concurrently with the next holder.
 from __future__ import annotations
 
 import secrets
-from types import TracebackType
 from typing import Any, Self
 
 from keylane.errors import LockError, MissingExtraError
@@ -161,11 +160,3 @@ class RedisKeyLock(KeyLock):
     async def __aenter__(self) -> Self:
         await self.connect()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
