@@ -22,7 +22,13 @@ from rich.table import Table
 from keylane.brokers.base import BatchingType, Broker, Consumer, InitialPosition, SubscriptionType
 from keylane.errors import InvalidArgumentError
 
-__all__ = ["BrokerBenchResult", "bench_broker", "bench_broker_types", "results_table"]
+__all__ = [
+    "BrokerBenchResult",
+    "bench_broker",
+    "bench_broker_types",
+    "drain_consumer",
+    "results_table",
+]
 
 #: Consumers used for each subscription type by :func:`bench_broker_types`.
 DEFAULT_CONSUMERS = {
@@ -87,7 +93,7 @@ class BrokerBenchResult:
         }
 
 
-async def _drain(
+async def drain_consumer(
     consumer: Consumer,
     seen: set[bytes],
     counts: list[int],
@@ -96,7 +102,14 @@ async def _drain(
     target: int,
     stall: float,
 ) -> int:
-    """Receive and acknowledge until ``target`` distinct messages were seen in total."""
+    """Receive and acknowledge until ``target`` distinct messages were seen in total.
+
+    ``seen`` and ``done`` are shared by every consumer of the run; this consumer's messages are
+    counted in ``counts[index]``. Returns the duplicates it received.
+
+    Raises:
+        TimeoutError: nothing arrived for ``stall`` seconds before the end.
+    """
     duplicates = 0
     receive, acknowledge = consumer.receive, consumer.acknowledge
     while not done.is_set():
@@ -204,7 +217,7 @@ async def bench_broker(
         done = asyncio.Event()
         started, cpu_started = time.perf_counter(), time.process_time()
         drains = [
-            asyncio.ensure_future(_drain(c, seen, counts, i, done, messages, stall_timeout))
+            asyncio.ensure_future(drain_consumer(c, seen, counts, i, done, messages, stall_timeout))
             for i, c in enumerate(subs)
         ]
         payload = b"x" * (payload_size - 8)

@@ -23,7 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from keylane.bench.broker import BrokerBenchResult, bench_broker
+from keylane.bench.broker import BrokerBenchResult, bench_broker, drain_consumer
 from keylane.bench.pulsar_perf import PerfRate, PulsarPerfResult, pulsar_perf_key_shared
 from keylane.brokers import connect
 from keylane.brokers.base import BatchingType, Broker, InitialPosition, SubscriptionType
@@ -128,6 +128,7 @@ async def keylane_phases_key_shared(
     await producer.close()
 
     seen: set[bytes] = set()
+    counts = [0] * consumers
     done = asyncio.Event()
 
     async def drain(index: int) -> None:
@@ -139,17 +140,7 @@ async def keylane_phases_key_shared(
             receiver_queue_size=receiver_queue_size,
         )
         try:
-            while not done.is_set():
-                try:
-                    message = await consumer.receive(timeout)
-                except TimeoutError:
-                    if done.is_set():
-                        return
-                    raise
-                await consumer.acknowledge(message)
-                seen.add(message.data)
-                if len(seen) >= messages:
-                    done.set()
+            await drain_consumer(consumer, seen, counts, index, done, messages, timeout)
         finally:
             await consumer.close()
 
