@@ -24,14 +24,12 @@ from collections.abc import Hashable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from keylane.errors import ConsumerBusyError, StickyRangeConflictError
-from keylane.hashing import slot_consistent, slot_range
+from keylane.hashing import slot_consistent
 
 __all__ = [
     "ConsistentHashingSelector",
     "HashRangeAutoSplitSelector",
-    "LostRanges",
     "Selector",
-    "SlotRange",
     "StickyRangeSelector",
     "removed_ranges",
 ]
@@ -48,11 +46,6 @@ class _Named(Hashable, Protocol):
 
 
 C = TypeVar("C", bound=_Named)
-
-#: An inclusive slot range with its owner.
-SlotRange = tuple[int, int, C]
-#: Inclusive slot ranges each consumer lost in one change.
-LostRanges = dict[C, list[tuple[int, int]]]
 
 
 def removed_ranges(
@@ -88,10 +81,6 @@ def removed_ranges(
 
 class Selector(abc.ABC, Generic[C]):
     """Maps a sticky-key slot to its owning consumer."""
-
-    @abc.abstractmethod
-    def slot_of(self, key: str | bytes) -> int:
-        """The slot of a sticky key in this selector's hash range."""
 
     @property
     @abc.abstractmethod
@@ -139,9 +128,6 @@ class ConsistentHashingSelector(Selector[C]):
         self._name_index: dict[C, int] = {}
         self._points: list[int] = []
         self._owners: list[C] = []
-
-    def slot_of(self, key: str | bytes) -> int:
-        return slot_consistent(key)
 
     @property
     def uses_consistent_slots(self) -> bool:
@@ -226,9 +212,6 @@ class HashRangeAutoSplitSelector(Selector[C]):
         self._owner: dict[int, C] = {}
         self._key_of: dict[C, int] = {}
 
-    def slot_of(self, key: str | bytes) -> int:
-        return slot_range(key)
-
     @property
     def uses_consistent_slots(self) -> bool:
         return False
@@ -306,9 +289,6 @@ class StickyRangeSelector(Selector[C]):
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._ranges: list[tuple[int, int, C]] = []
-
-    def slot_of(self, key: str | bytes) -> int:
-        return slot_range(key)
 
     @property
     def uses_consistent_slots(self) -> bool:
