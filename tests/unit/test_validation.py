@@ -17,6 +17,7 @@ from keylane.brokers.validation import (
     MIN_ACK_TIMEOUT,
     MIN_NACK_DELAY,
     NO_PROPERTIES,
+    check_partitions,
     check_properties,
     check_send_args,
     check_subscribe_args,
@@ -75,6 +76,17 @@ def test_subscribe_args_accept_any_priority_level() -> None:
 def test_bad_subscribe_args(options: dict[str, Any], mentions: str) -> None:
     with pytest.raises(InvalidArgumentError, match=mentions):
         subscribe_args(**options)
+
+
+@pytest.mark.parametrize("partitions", [-1, True, 1.5, "3", None])
+def test_bad_partition_counts(partitions: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match="partitions must be an int >= 0"):
+        check_partitions(partitions)
+
+
+def test_partition_counts_from_zero_are_accepted() -> None:
+    for partitions in (0, 1, 16):
+        check_partitions(partitions)
 
 
 def test_delivery_time_on_a_foreign_clock() -> None:

@@ -1,10 +1,11 @@
 """Argument rules of the broker contract, shared by every backend.
 
-``create_producer``, ``subscribe`` and ``Producer.send`` accept the same arguments on every
-backend and reject bad ones with the same :class:`~keylane.errors.InvalidArgumentError` message.
-Those rules live here, once. What only one backend needs stays in that backend: conversion to the
-Pulsar client's milliseconds, Pulsar's rejection of a non-zero ``priority_level`` or of an
-``event_time`` the client would read as "unset", the embedded broker's loop clock.
+``create_topic``, ``create_producer``, ``subscribe`` and ``Producer.send`` accept the same
+arguments on every backend and reject bad ones with the same
+:class:`~keylane.errors.InvalidArgumentError` message. Those rules live here, once. What only one
+backend needs stays in that backend: conversion to the Pulsar client's milliseconds, Pulsar's
+rejection of a non-zero ``priority_level`` or of an ``event_time`` the client would read as
+"unset", the embedded broker's loop clock.
 
 The checks raise before anything is created or published, so a rejected call changes nothing.
 
@@ -32,6 +33,7 @@ __all__ = [
     "MIN_ACK_TIMEOUT",
     "MIN_NACK_DELAY",
     "NO_PROPERTIES",
+    "check_partitions",
     "check_producer_args",
     "check_properties",
     "check_send_args",
@@ -52,6 +54,19 @@ NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
 def is_int(value: object) -> bool:
     """Whether ``value`` is an ``int`` and not a ``bool``."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------- topics
+
+
+def check_partitions(partitions: object) -> None:
+    """Validate the ``create_topic`` partition count (0 makes a non-partitioned topic).
+
+    Raises:
+        InvalidArgumentError: not an int, or negative.
+    """
+    if not is_int(partitions) or partitions < 0:  # type: ignore[operator]
+        raise InvalidArgumentError(f"partitions must be an int >= 0, got {partitions!r}")
 
 
 # --------------------------------------------------------------------------- producers

@@ -48,7 +48,12 @@ from keylane.brokers.pulsar._convert import PartitionRouter, client_subscribe_ar
 from keylane.brokers.pulsar._errors import result_name, translate
 from keylane.brokers.pulsar.consumer import PulsarConsumer
 from keylane.brokers.pulsar.producer import PulsarProducer
-from keylane.brokers.validation import check_producer_args, check_subscribe_args
+from keylane.brokers.validation import (
+    check_partitions,
+    check_producer_args,
+    check_subscribe_args,
+    is_int,
+)
 from keylane.errors import (
     AlreadyClosedError,
     BrokerConnectionError,
@@ -122,7 +127,7 @@ class PulsarBroker(Broker):
             not isinstance(log_file, str | os.PathLike) or not os.fspath(log_file)
         ):
             raise InvalidArgumentError(f"log_file must be a non-empty path, not {log_file!r}")
-        if isinstance(io_threads, bool) or not isinstance(io_threads, int) or io_threads < 1:
+        if not is_int(io_threads) or io_threads < 1:
             raise InvalidArgumentError(f"io_threads must be an int >= 1, got {io_threads!r}")
         self.service_url = service_url
         self.admin_url = admin_url
@@ -211,8 +216,7 @@ class PulsarBroker(Broker):
 
     async def create_topic(self, topic: str, partitions: int = 0) -> None:
         full = normalize_topic(topic)
-        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 0:
-            raise InvalidArgumentError(f"partitions must be an int >= 0, got {partitions!r}")
+        check_partitions(partitions)
         if partitions and "-partition-" in full.rpartition("/")[2]:
             raise InvalidArgumentError(
                 f"a partitioned topic name must not contain '-partition-': {full}"
