@@ -24,7 +24,7 @@ from collections.abc import Hashable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from keylane.errors import ConsumerBusyError, StickyRangeConflictError
-from keylane.hashing import slot_consistent
+from keylane.hashing import KEY_SHARED_RANGE_SIZE, slot_consistent
 
 __all__ = [
     "ConsistentHashingSelector",
@@ -35,9 +35,9 @@ __all__ = [
 ]
 
 #: Upper bound key of the hash-range selectors (ranges are ``(previous key, key]``).
-_RANGE_TOP = 65536
+_RANGE_TOP = KEY_SHARED_RANGE_SIZE
 #: Highest slot of every selector.
-_MAX_SLOT = 65535
+_MAX_SLOT = KEY_SHARED_RANGE_SIZE - 1
 
 
 class _Named(Hashable, Protocol):
