@@ -20,7 +20,7 @@ from pulsar.asyncio import PulsarException
 
 from keylane.brokers.base import Duration, MessageId, Producer
 from keylane.brokers.pulsar._convert import message_id_from_native, validate_send
-from keylane.brokers.pulsar._errors import translate
+from keylane.brokers.pulsar._errors import result_name, translate
 from keylane.errors import AlreadyClosedError
 
 __all__ = ["PulsarProducer", "SendWindow"]
@@ -148,5 +148,5 @@ class PulsarProducer(Producer):
             await self._native.flush()  # sends already accepted still complete
             await self._native.close()
         except PulsarException as exc:
-            if exc.error().name != "AlreadyClosed":
+            if result_name(exc) != "AlreadyClosed":
                 raise translate(exc, f"close the producer on {self._topic}") from exc
