@@ -279,8 +279,8 @@ async def bench_broker_types(
 ) -> list[BrokerBenchResult]:
     """Run :func:`bench_broker` for each subscription type, one after the other.
 
-    ``consumers`` overrides :data:`DEFAULT_CONSUMERS` for Shared and Key_Shared (Exclusive
-    always has one consumer).
+    ``consumers`` overrides :data:`DEFAULT_CONSUMERS` for Failover, Shared and Key_Shared
+    (Exclusive always has one consumer).
     """
     results = []
     for sub_type in types:
