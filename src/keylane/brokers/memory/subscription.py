@@ -58,7 +58,6 @@ class BrokerConsumer:
         "pending",
         "permits",
         "priority",
-        "queue_size",
         "refill",
         "sticky_ranges",
         "sub",
@@ -84,7 +83,6 @@ class BrokerConsumer:
         self.ks_policy = ks_policy
         self.sticky_ranges: Sequence[tuple[int, int]] = ks_policy.sticky_ranges if ks_policy else ()
         self.partition = sub.log.partition
-        self.queue_size = queue_size
         #: The client sends a flow when this many permits were freed (C++: queue size / 2).
         self.refill = max(queue_size // 2, 1)
         self.permits = queue_size
@@ -211,12 +209,6 @@ class Subscription:
         self.log.subscriptions.pop(self.name, None)
 
     # ------------------------------------------------------------------ entries and acks
-
-    def on_new_entry(self) -> None:
-        """The log got a new entry."""
-        dispatcher = self.dispatcher
-        if dispatcher is not None and self.consumers:
-            dispatcher.on_new_entries()
 
     def ack(self, consumer: BrokerConsumer | None, entry_id: int, batch_index: int) -> None:
         """Acknowledge one message.
