@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from keylane.errors import InvalidArgumentError
+from keylane.hashing import KEY_SHARED_RANGE_SIZE
 from keylane.resource import AsyncClosable
 
 __all__ = [
-    "HASH_RANGE_SIZE",
     "BatchingType",
     "Broker",
     "Consumer",
@@ -46,8 +46,6 @@ __all__ = [
     "to_seconds",
 ]
 
-#: Size of the Key_Shared hash space (slots 0..65535).
-HASH_RANGE_SIZE = 65536
 
 #: A duration in seconds, or a timedelta.
 Duration = float | int | timedelta
@@ -155,7 +153,7 @@ class KeySharedPolicy:
         if self.mode is KeySharedMode.AUTO_SPLIT and ranges:
             raise InvalidArgumentError("sticky_ranges are only allowed with KeySharedMode.STICKY")
         for start, end in ranges:
-            if not 0 <= start <= end < HASH_RANGE_SIZE:
+            if not 0 <= start <= end < KEY_SHARED_RANGE_SIZE:
                 raise InvalidArgumentError(
                     f"invalid sticky range ({start}, {end}): need 0 <= start <= end <= 65535"
                 )
