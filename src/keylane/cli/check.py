@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from keylane.check import HistoryFormatError, check, read_counters, read_history, render_report
+from keylane.check import check, read_counters, read_history, render_report
 from keylane.errors import InvalidArgumentError
 
 __all__ = ["check_command"]
@@ -56,7 +56,7 @@ def check_command(
         report = check(
             history, counters=counter_values, strict_order=strict_order, max_examples=max_examples
         )
-    except (HistoryFormatError, InvalidArgumentError) as exc:
+    except InvalidArgumentError as exc:  # HistoryFormatError included
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as exc:
