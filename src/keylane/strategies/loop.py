@@ -17,6 +17,7 @@ from typing import Any
 
 from keylane.brokers.base import Consumer, Message
 from keylane.lanes import Handler, HandlerContext
+from keylane.lanes.handler import run_attempt
 from keylane.strategies.base import Strategy
 
 __all__ = ["LoopStrategy"]
@@ -113,19 +114,13 @@ class LoopStrategy(Strategy):
                 attempt=message.redelivery_count + attempt,
                 consumer_name=consumer.consumer_name,
             )
-            try:
-                if cfg.handler_timeout is None:
-                    await self._handler(message, context)
-                else:
-                    async with asyncio.timeout(cfg.handler_timeout):
-                        await self._handler(message, context)
+            if await run_attempt(self._handler, message, context, cfg.handler_timeout) is None:
                 return True
-            except Exception:
-                # Timeouts and handler errors alike: retry in place, then give up.
-                if attempt == cfg.max_attempts:
-                    return False
-                self.stats.retries += 1
-                await asyncio.sleep(cfg.backoff(attempt))
+            # Timeouts and handler errors alike: retry in place, then give up.
+            if attempt == cfg.max_attempts:
+                return False
+            self.stats.retries += 1
+            await asyncio.sleep(cfg.backoff(attempt))
         return False
 
     async def _halt(self, grace: float) -> None:
