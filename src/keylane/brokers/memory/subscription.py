@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Protocol
 
-from keylane.brokers.base import KeySharedMode, KeySharedPolicy, Message, SubscriptionType
+from keylane.brokers.base import KeySharedPolicy, Message, SubscriptionType
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.dispatcher import Dispatcher
 from keylane.brokers.memory.key_shared import KeySharedDispatcher
-from keylane.brokers.memory.selectors import StickyRangeSelector
 from keylane.brokers.memory.shared import SharedDispatcher
 from keylane.brokers.memory.single import SingleActiveDispatcher
 from keylane.brokers.memory.storage import Cursor, TopicLog
@@ -137,14 +136,7 @@ class Subscription:
         """Raise the error Pulsar would give ``consumer``; changes nothing."""
         dispatcher = self.dispatcher
         if not self.consumers or dispatcher is None:
-            policy = consumer.ks_policy
-            if (
-                policy is not None
-                and policy.mode is KeySharedMode.STICKY
-                and consumer.sub_type is SubscriptionType.KEY_SHARED
-            ):
-                StickyRangeSelector[BrokerConsumer]().validate(consumer, consumer.sticky_ranges)
-            return
+            return  # the first consumer fixes the type; KeySharedPolicy checked its own ranges
         if dispatcher.sub_type is not consumer.sub_type:
             raise SubscriptionTypeMismatchError(
                 "Subscription is of different type. Active subscription type of "
