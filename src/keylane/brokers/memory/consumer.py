@@ -84,7 +84,7 @@ class MemoryConsumer(Consumer):
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self._closed = False
         self._ack_tracker = (
-            AckTimeoutTracker(loop, ack_timeout, self._on_ack_timeout) if ack_timeout else None
+            AckTimeoutTracker(loop, ack_timeout, self._redeliver) if ack_timeout else None
         )
         self._nack_tracker: NegativeAckTracker | None = None
 
@@ -247,10 +247,6 @@ class MemoryConsumer(Consumer):
             dispatcher = part.sub.dispatcher
             if dispatcher is not None and part.connected:
                 dispatcher.redeliver(part, None)
-
-    def _on_ack_timeout(self, message_ids: list[MessageId]) -> None:
-        if not self._closed:
-            self._redeliver(message_ids)
 
     def _redeliver(self, message_ids: list[MessageId]) -> None:
         """Redeliver these messages' entries (all unacked ones on Exclusive and Failover)."""
