@@ -107,7 +107,6 @@ class Lanes:
         self._gate = BufferGate(config.max_buffered_total)
         self._counters = LaneCounters()
         self._receiver: asyncio.Task[None] | None = None
-        self._receiving = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopped = asyncio.Event()
@@ -129,7 +128,6 @@ class Lanes:
             raise RuntimeError(f"Lanes already {self._phase.value}; create a new instance")
         self._loop = asyncio.get_running_loop()
         self._phase = _Phase.RUNNING
-        self._receiving = True
         self._receiver = self._loop.create_task(
             receive_loop(self._consumer, self._gate, self._admit, self._counters),
             name=f"keylane-lanes-receive[{self._consumer_name}]",
@@ -159,7 +157,6 @@ class Lanes:
             await self._stopped.wait()
             return
         self._phase = _Phase.STOPPING
-        self._receiving = False
         try:
             await self._shut_down(float(grace))
         finally:
@@ -245,7 +242,6 @@ class Lanes:
     # ------------------------------------------------------------------ receiving
 
     def _receiver_done(self, task: asyncio.Task[None]) -> None:
-        self._receiving = False
         if not task.cancelled() and task.exception() is not None:
             logger.error("lanes receive loop crashed", exc_info=task.exception())
 
@@ -421,10 +417,12 @@ class Lanes:
 
     def stats(self) -> LaneStats:
         """A frozen snapshot of the current state and counters (O(number of buffered keys))."""
+        receiver = self._receiver
+        receiving = self._phase is _Phase.RUNNING and receiver is not None and not receiver.done()
         return snapshot(
             now=self._loop.time() if self._loop is not None else time.monotonic(),
             state=self._phase.value,
-            receiving=self._receiving,
+            receiving=receiving,
             buffered=self._gate.buffered,
             lanes=self._lanes.values(),
             config=self._config,
