@@ -62,13 +62,9 @@ class AckTimeoutTracker:
 
     def remove_up_to(self, message_id: MessageId) -> None:
         """A cumulative acknowledgement of ``message_id`` (same partition, up to it)."""
-        for mid in [m for m in self._where if m.partition == message_id.partition]:
-            if (mid.ledger_id, mid.entry_id, mid.batch_index) <= (
-                message_id.ledger_id,
-                message_id.entry_id,
-                message_id.batch_index,
-            ):
-                self.remove(mid)
+        partition = message_id.partition
+        for mid in [m for m in self._where if m.partition == partition and m <= message_id]:
+            self.remove(mid)
 
     def clear(self) -> None:
         """Forget every tracked message (``redeliver_unacknowledged_messages``)."""
