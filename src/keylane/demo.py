@@ -69,6 +69,8 @@ class _Observer:
         self.events: dict[str, int] = defaultdict(int)
         self.users: dict[str, set[str]] = defaultdict(set)
         self.done = asyncio.Event()
+        #: Set once the producer has stopped; ``done`` fires when everything produced is acked.
+        self.done_producing = False
 
     def start(self, consumer: str, user: str, seq: int) -> None:
         holder = self.in_hand.get(user)
@@ -90,8 +92,6 @@ class _Observer:
     def abandon(self, consumer: str) -> None:
         for user in [u for u, c in self.in_hand.items() if c == consumer]:
             del self.in_hand[user]
-
-    done_producing = False
 
     def close_phase(self, title: str, seconds: float) -> PhaseReport:
         phase = PhaseReport(
