@@ -5,7 +5,8 @@ together. Its sticky key (the Key_Shared routing key) comes from its first messa
 records what a subscription has acknowledged: everything up to ``mark_delete`` plus individually
 acknowledged entries (and batch indexes) above it, and where normal reads continue.
 
-Imports only :mod:`keylane.hashing` and :mod:`keylane.brokers.base`; no dispatching logic.
+Imports only :mod:`keylane.hashing`, :mod:`keylane.brokers.base` and this package's ``objects``; no
+dispatching logic.
 """
 
 from __future__ import annotations
