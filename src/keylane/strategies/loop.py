@@ -18,7 +18,7 @@ from typing import Any
 from keylane.brokers.base import Consumer, Message
 from keylane.lanes import Handler, HandlerContext
 from keylane.lanes.handler import run_attempt
-from keylane.strategies.base import Strategy
+from keylane.strategies.base import Strategy, StrategyConfig
 
 __all__ = ["LoopStrategy"]
 
@@ -26,15 +26,20 @@ __all__ = ["LoopStrategy"]
 class LoopStrategy(Strategy):
     """A strategy made of one receive loop per consumer; subclasses set the concurrency."""
 
+    def __init__(self, config: StrategyConfig | None = None) -> None:
+        super().__init__(config)
+        # Set here, not in _run, so that stop() after a failed start() finds nothing to halt.
+        self._stopping = False
+        self._idle: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
     def concurrency(self) -> int:
         """Handlers one consumer runs at once."""
         return 1
 
     async def _run(self, handler: Handler) -> None:
         self._handler = handler
-        self._stopping = False
-        self._idle: set[asyncio.Task[Any]] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._loops = [
             asyncio.create_task(self._consume(consumer), name=f"{consumer.consumer_name}-loop")
             for consumer in self.consumers

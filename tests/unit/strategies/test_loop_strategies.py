@@ -174,3 +174,22 @@ async def test_start_twice_is_rejected_and_stop_is_idempotent():
         await strategy.start(broker, "t", "sub", Probe())
     await strategy.stop()
     await strategy.stop()
+
+
+async def test_failed_start_closes_what_it_subscribed_and_stop_is_a_no_op():
+    # Given a broker that refuses the second subscription
+    class RefusingBroker(FakeBroker):
+        async def subscribe(self, *args, **kwargs):
+            if self.consumers:
+                raise RuntimeError("refused")
+            return await super().subscribe(*args, **kwargs)
+
+    broker = RefusingBroker()
+    strategy = SharedStrategy(StrategyConfig(consumers=2))
+    # When start fails
+    with pytest.raises(RuntimeError, match="refused"):
+        await strategy.start(broker, "t", "sub", Probe())
+    # Then the first consumer was closed and a later stop() has nothing to do
+    assert all(c.closed for c in broker.consumers)
+    await strategy.stop()
+    assert strategy.error is None
