@@ -29,19 +29,16 @@ class KeySharedLanesStrategy(Strategy):
     Args:
         config: strategy knobs; ``max_in_flight``, ``handler_timeout``, ``max_attempts`` and
             ``retry_backoff`` become the :class:`~keylane.lanes.LaneConfig`.
-        lane_config: use this LaneConfig instead of the one derived from ``config``.
     """
 
     name: ClassVar[str] = "key-shared-lanes"
     summary: ClassVar[str] = "Key_Shared + keylane lanes (per-user serial, cross-user concurrent)"
     subscription_type: ClassVar[SubscriptionType] = SubscriptionType.KEY_SHARED
 
-    def __init__(
-        self, config: StrategyConfig | None = None, *, lane_config: LaneConfig | None = None
-    ) -> None:
+    def __init__(self, config: StrategyConfig | None = None) -> None:
         super().__init__(config)
         cfg = self.config
-        self.lane_config = lane_config or LaneConfig(
+        self.lane_config = LaneConfig(
             max_in_flight=cfg.max_in_flight,
             handler_timeout=cfg.handler_timeout,
             max_attempts=cfg.max_attempts,
