@@ -32,7 +32,11 @@ from keylane.brokers.memory.consumer import MemoryConsumer
 from keylane.brokers.memory.producer import MemoryProducer
 from keylane.brokers.memory.storage import Cursor, TopicLog, partition_index
 from keylane.brokers.memory.subscription import BrokerConsumer, Subscription
-from keylane.brokers.validation import check_producer_args, check_subscribe_args, is_int
+from keylane.brokers.validation import (
+    check_partitions,
+    check_producer_args,
+    check_subscribe_args,
+)
 from keylane.errors import AlreadyClosedError, BrokerError, InvalidArgumentError
 
 __all__ = ["MemoryBroker"]
@@ -86,8 +90,7 @@ class MemoryBroker(Broker):
     async def create_topic(self, topic: str, partitions: int = 0) -> None:
         self._bind()
         full = normalize_topic(topic)
-        if not is_int(partitions) or partitions < 0:
-            raise InvalidArgumentError(f"partitions must be an int >= 0, got {partitions!r}")
+        check_partitions(partitions)
         existing = self._partitioned.get(full)
         if existing is not None:
             if existing != partitions:
