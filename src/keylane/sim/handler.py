@@ -81,7 +81,6 @@ class DecisionHandler:
         self._mu = math.log(self.config.latency_median)
         self.stuck_fired = False
         """Whether the stuck user's hang has happened."""
-        self.calls = 0
 
     def latency(self) -> float:
         """Draw one simulated I/O time."""
@@ -97,7 +96,6 @@ class DecisionHandler:
         return True
 
     async def __call__(self, message: Message, context: HandlerContext) -> None:
-        self.calls += 1
         key = context.key
         value = await self.store.get(key)
         delay = self.config.stuck_for if self._hangs(key) else self.latency()

@@ -90,7 +90,6 @@ class ClosedLoopPublisher:
         self._drained: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self._measuring = False
-        self._publishing_done = False
         self.published = 0
         self.completed = 0
         self.measured_completions = 0
@@ -244,7 +243,6 @@ class ClosedLoopPublisher:
             for queue in queues:
                 queue.put_nowait(_Done)
             await asyncio.gather(*workers, return_exceptions=True)
-            self._publishing_done = True
         if self._error is not None:
             raise self._error
 

@@ -25,17 +25,13 @@ class MemoryStateStore:
     """
 
     _values: dict[str, int] = field(default_factory=dict)
-    reads: int = 0
-    writes: int = 0
 
     async def get(self, key: str) -> int:
         """The user's counter (0 if never written)."""
-        self.reads += 1
         return self._values.get(key, 0)
 
     async def put(self, key: str, value: int) -> None:
         """Overwrite the user's counter."""
-        self.writes += 1
         self._values[key] = value
 
     def snapshot(self) -> Mapping[str, int]:

@@ -19,7 +19,6 @@ import enum
 import itertools
 import math
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from keylane.check.records import SEQ_PROPERTY
@@ -163,8 +162,6 @@ class Workload:
     _rng: random.Random = field(init=False, repr=False)
     _seqs: dict[str, int] = field(init=False, repr=False, default_factory=dict)
     _cumulative: list[float] | None = field(init=False, repr=False, default=None)
-    sessions_made: int = field(init=False, default=0)
-    events_made: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.config.seed)
@@ -207,15 +204,9 @@ class Workload:
         events = tuple(
             Event(user, first + i, EVENT_TYPES[i % len(EVENT_TYPES)]) for i in range(size)
         )
-        self.sessions_made += 1
-        self.events_made += size
         return Session(user, events)
 
     def next_session(self) -> Session:
         """The next session of the stream."""
         user = self._pick_user()
         return self.session_for(user, self._burst_size())
-
-    def __iter__(self) -> Iterator[Session]:
-        while True:
-            yield self.next_session()
