@@ -118,15 +118,13 @@ class NegativeAckTracker:
     def _on_timer(self) -> None:
         self._timer = None
         now = self._loop.time() + 1e-6
-        due: list[MessageId] = []
+        due: dict[MessageId, None] = {}  # insertion-ordered set: each id once, in due order
         while self._heap and self._heap[0][0] <= now:
-            mid = heapq.heappop(self._heap)[1]
-            if mid not in due:
-                due.append(mid)
+            due[heapq.heappop(self._heap)[1]] = None
         if self._heap:
             self._timer = self._loop.call_at(self._heap[0][0], self._on_timer)
         if due:
-            self._on_due(due)
+            self._on_due(list(due))
 
     def close(self) -> None:
         """Stop the timer and forget pending redeliveries."""
