@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from keylane.brokers.base import Broker, Consumer, InitialPosition, SubscriptionType
+from keylane.brokers.validation import MIN_NACK_DELAY
 from keylane.errors import InvalidArgumentError
 from keylane.lanes import Handler
 from keylane.locks.base import DEFAULT_LOCK_TTL
@@ -104,7 +105,7 @@ class StrategyConfig:
         _int_at_least("receiver_queue_size", self.receiver_queue_size, 1)
         if self.partitions is not None:
             _int_at_least("partitions", self.partitions, 1)
-        _seconds("nack_delay", self.nack_delay, minimum=0.1)
+        _seconds("nack_delay", self.nack_delay, minimum=MIN_NACK_DELAY)
         _seconds("lock_ttl", self.lock_ttl, minimum=0.001)
         if not isinstance(self.contention, ContentionPolicy):
             raise InvalidArgumentError(
