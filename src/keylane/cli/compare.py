@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from keylane.errors import InvalidArgumentError, KeylaneError
-from keylane.locks.base import DEFAULT_REDIS_URL, REDIS_URL_ENV
+from keylane.locks.base import DEFAULT_LOCK_TTL, DEFAULT_REDIS_URL, REDIS_URL_ENV
 from keylane.sim.compare import CompareConfig, run_compare
 from keylane.sim.handler import HandlerConfig
 from keylane.sim.report import RichObserver, render_compare
@@ -116,7 +116,7 @@ def compare_command(
     handler_timeout: Annotated[
         float, _consumers(help="Per-attempt handler timeout, every strategy (s).")
     ] = 5.0,
-    lock_ttl: Annotated[float, _consumers(help="shared-lock lease TTL (s).")] = 30.0,
+    lock_ttl: Annotated[float, _consumers(help="shared-lock lease TTL (s).")] = DEFAULT_LOCK_TTL,
     contention: Annotated[
         ContentionPolicy, _consumers(help="shared-lock on a held lock: nack, or wait (poll).")
     ] = ContentionPolicy.NACK,
