@@ -191,6 +191,7 @@ class FakeBroker(Broker):
                 "consumer_name": consumer_name,
                 "receiver_queue_size": receiver_queue_size,
                 "nack_delay": negative_ack_redelivery_delay,
+                "initial_position": initial_position,
             }
         )
         consumer = FakeConsumer(

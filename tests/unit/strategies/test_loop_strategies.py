@@ -26,7 +26,7 @@ async def test_subscribes_configured_consumers():
     strategy = FailoverStrategy(StrategyConfig(consumers=3, nack_delay=0.5, receiver_queue_size=7))
     # When it starts
     await strategy.start(broker, "t", "sub", Probe())
-    # Then it subscribed 3 named Failover consumers with those settings, from the earliest message
+    # Then it subscribed 3 named Failover consumers with those settings, from the earliest position
     assert [c["consumer_name"] for c in broker.subscribe_calls] == [
         "failover-0",
         "failover-1",
@@ -35,9 +35,9 @@ async def test_subscribes_configured_consumers():
     assert {c["subscription_type"] for c in broker.subscribe_calls} == {SubscriptionType.FAILOVER}
     assert {c["nack_delay"] for c in broker.subscribe_calls} == {0.5}
     assert {c["receiver_queue_size"] for c in broker.subscribe_calls} == {7}
+    assert {c["initial_position"] for c in broker.subscribe_calls} == {InitialPosition.EARLIEST}
     await strategy.stop()
     assert all(c.closed for c in broker.consumers)
-    assert InitialPosition.EARLIEST  # the strategies subscribe from the earliest position
 
 
 @pytest.mark.parametrize("cls", [FailoverStrategy, KeySharedSerialStrategy])
