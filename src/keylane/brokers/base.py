@@ -321,6 +321,16 @@ class Consumer(AsyncClosable):
     def consumer_name(self) -> str:
         """This consumer's name (unique names are recommended)."""
 
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once :meth:`close` or :meth:`unsubscribe` has begun.
+
+        From then on the broker may hand this consumer's keys to other consumers, and messages
+        it handed out earlier can no longer be acknowledged here: whoever runs handlers for it
+        (lanes) must start no new one.
+        """
+
     @abc.abstractmethod
     async def receive(self, timeout: Duration | None = None) -> Message:
         """Return the next message, waiting at most ``timeout`` seconds (forever if None).

@@ -80,6 +80,10 @@ class FakeConsumer(Consumer):
         self._available.set()
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def queued(self) -> int:
         """Messages not handed out yet."""
         return len(self._queue)

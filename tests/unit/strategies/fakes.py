@@ -52,12 +52,16 @@ class FakeConsumer(Consumer):
         self.queue: asyncio.Queue[Message] = asyncio.Queue()
         self.acked: list[Message] = []
         self.nacked: list[Message] = []
-        self.closed = False
+        self._closed = False
         self.redeliver_calls = 0
 
     def push(self, *messages: Message) -> None:
         for message in messages:
             self.queue.put_nowait(message)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def topic(self) -> str:
@@ -72,7 +76,7 @@ class FakeConsumer(Consumer):
         return self._name
 
     async def receive(self, timeout: Duration | None = None) -> Message:
-        if self.closed:
+        if self._closed:
             raise AlreadyClosedError("closed")
         if timeout is None:
             return await self.queue.get()
@@ -105,10 +109,10 @@ class FakeConsumer(Consumer):
         self.redeliver_calls += 1
 
     async def close(self) -> None:
-        self.closed = True
+        self._closed = True
 
     async def unsubscribe(self) -> None:
-        self.closed = True
+        self._closed = True
 
 
 class FakeProducer(Producer):

@@ -110,6 +110,10 @@ class MemoryConsumer(Consumer):
         return self._name
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def subscription_type(self) -> SubscriptionType:
         """The subscription type this consumer joined with."""
         return self._sub_type

@@ -80,6 +80,9 @@ class PulsarConsumer(Consumer):
         self._type = subscription_type
         self._on_close = on_close
         self._closed = False
+        #: Set as soon as close() or unsubscribe() begins: the broker may move our keys before
+        #: the client's close completes.
+        self._closing = False
         receive_async = getattr(getattr(native, "_consumer", None), "receive_async", None)
         if not callable(receive_async):
             raise BrokerError(
@@ -109,6 +112,10 @@ class PulsarConsumer(Consumer):
     @property
     def consumer_name(self) -> str:
         return str(self._native.consumer_name())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._closing
 
     @property
     def subscription_type(self) -> SubscriptionType:
@@ -198,6 +205,7 @@ class PulsarConsumer(Consumer):
     async def close(self) -> None:
         if self._closed:
             return
+        self._closing = True
         try:
             await self._native.close()
         except PulsarException as exc:
@@ -208,6 +216,7 @@ class PulsarConsumer(Consumer):
 
     async def unsubscribe(self) -> None:
         self._check_open()
+        self._closing = True
         try:
             await self._native.unsubscribe()
         except PulsarException as exc:
