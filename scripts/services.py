@@ -1,14 +1,16 @@
-"""Start and stop the real services keylane's tests need: Apache Pulsar standalone and Redis.
+"""Start and stop the real services keylane's tests need: Pulsar standalone, Redis, PostgreSQL.
 
 Usage (from the repository root; stdlib only, so any Python 3.11 works)::
 
     .venv/bin/python scripts/services.py up | down | status | env
     .venv/bin/python scripts/services.py pulsar start|stop|status
     .venv/bin/python scripts/services.py redis start|stop|status
+    .venv/bin/python scripts/services.py postgres start|stop|status
 
-Both servers listen on 127.0.0.1 only and keep their state under ``.services/`` (gitignored;
-``KEYLANE_SERVICES_DIR`` moves it; ``KEYLANE_PULSAR_PORT``, ``KEYLANE_PULSAR_WEB_PORT`` and
-``KEYLANE_REDIS_PORT`` change the ports, and ``env`` prints the matching URLs):
+The servers listen on 127.0.0.1 only and keep their state under ``.services/`` (gitignored;
+``KEYLANE_SERVICES_DIR`` moves it; ``KEYLANE_PULSAR_PORT``, ``KEYLANE_PULSAR_WEB_PORT``,
+``KEYLANE_REDIS_PORT`` and ``KEYLANE_POSTGRES_PORT`` change the ports, and ``env`` prints the
+matching URLs):
 
 * Redis: ``redis-server`` (Debian package, installed with apt-get when missing) on port 6390,
   no persistence, daemonized, pidfile ``.services/redis.pid``.
@@ -17,6 +19,13 @@ Both servers listen on 127.0.0.1 only and keep their state under ``.services/`` 
   ``bin/pulsar standalone`` with OpenJDK 17, small heap, a fresh data directory on every start and
   the overrides in ``PULSAR_OVERRIDES``. Ready once ``public/default`` exists and
   ``/admin/v2/brokers/health`` answers ``ok``.
+* PostgreSQL: Debian's ``postgresql`` (installed with apt-get when missing), a cluster of its own
+  made by ``initdb`` in ``.services/postgres/data`` (or under the ``postgres`` user's home when
+  that user cannot reach the checkout), run as the ``postgres`` user (the server refuses root)
+  on port 5440 with ``trust`` authentication (tests only: see ``docs/state.md`` for production)
+  and the database ``keylane`` owned by the role ``keylane``. Ready once ``SELECT 1`` answers.
+  ``stop`` keeps the data directory, so a restart keeps the data; a missing or unusable one is
+  replaced by a fresh ``initdb``.
 
 ``up`` is idempotent: a healthy server started by this script is reused, a stale pidfile or a dead
 or unhealthy process is replaced. Processes are stopped by PID only (SIGTERM, then SIGKILL).
@@ -29,7 +38,9 @@ import argparse
 import contextlib
 import fcntl
 import functools
+import hashlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -58,6 +69,10 @@ PULSAR_PIDFILE = STATE / "pulsar.pid"
 PULSAR_LOG = PULSAR_DIR / "pulsar.log"
 PULSAR_CONF = PULSAR_DIR / "standalone.conf"
 PULSAR_DATA = PULSAR_DIR / "data"
+POSTGRES_PORT = int(os.environ.get("KEYLANE_POSTGRES_PORT", "5440"))
+POSTGRES_USER = "keylane"
+POSTGRES_DB = "keylane"
+
 READY_TIMEOUT = 180.0
 STOP_TIMEOUT = 30.0
 
@@ -91,6 +106,7 @@ ENV_LINE = (
     f"export KEYLANE_PULSAR_URL=pulsar://{HOST}:{PULSAR_PORT}"
     f" KEYLANE_PULSAR_ADMIN_URL=http://{HOST}:{PULSAR_WEB_PORT}"
     f" KEYLANE_REDIS_URL=redis://{HOST}:{REDIS_PORT}/0"
+    f" KEYLANE_POSTGRES_URL=postgresql://{POSTGRES_USER}@{HOST}:{POSTGRES_PORT}/{POSTGRES_DB}"
 )
 
 
@@ -417,6 +433,207 @@ def pulsar_status() -> bool:
     return ok
 
 
+# --------------------------------------------------------------------------- postgres
+
+
+def postgres_base() -> Path:
+    """Where the cluster lives: ``.services/postgres`` if the ``postgres`` user can reach it.
+
+    PostgreSQL refuses to run as root, so the server runs as the ``postgres`` user, which needs
+    ``o+x`` on every parent of the data directory. When a checkout sits under a private
+    directory, the cluster goes under that user's home instead, in a directory named after the
+    state directory (so two checkouts never share one).
+    """
+    if os.geteuid() != 0:
+        return STATE / "postgres"
+    parents = [STATE, *STATE.parents]
+    if all(p.exists() and p.stat().st_mode & 0o001 for p in parents):
+        return STATE / "postgres"
+    digest = hashlib.sha1(str(STATE).encode()).hexdigest()[:12]
+    return Path(pwd.getpwnam("postgres").pw_dir) / "keylane" / digest
+
+
+def postgres_find_bin_dir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/<major>/bin`` (Debian's layout), if any."""
+    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "pg_ctl").is_file()]
+    return max(found, key=lambda p: int(p.parent.name)) if found else None
+
+
+def postgres_bin_dir() -> Path:
+    """The server's binaries; installs Debian's ``postgresql`` with apt-get when missing."""
+    found = postgres_find_bin_dir()
+    if found is not None:
+        return found
+    log("postgresql is missing; installing the Debian package")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "postgresql"]):
+        if subprocess.run(cmd, env=env, check=False).returncode != 0:
+            raise ServiceError(f"`{' '.join(cmd)}` failed; install postgresql by hand")
+    # The package creates (and may start) a default cluster on 5432; ours is separate.
+    found = postgres_find_bin_dir()
+    if found is None:
+        raise ServiceError("no /usr/lib/postgresql/*/bin/pg_ctl after apt-get install")
+    return found
+
+
+def as_postgres(cmd: list[str]) -> list[str]:
+    """``cmd`` run as the ``postgres`` user when we are root (the server refuses root)."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def postgres_data() -> Path:
+    return postgres_base() / "data"
+
+
+def postgres_running_pid() -> int | None:
+    """The postmaster's PID from ``postmaster.pid``, if that process is alive and ours."""
+    pid = read_pid_first_line(postgres_data() / "postmaster.pid")
+    marker = str(postgres_data())
+    return pid if pid is not None and process_matches(pid, marker) else None
+
+
+def read_pid_first_line(path: Path) -> int | None:
+    try:
+        return int(path.read_text().splitlines()[0].strip())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def postgres_sql(sql: str, database: str = POSTGRES_DB) -> str | None:
+    """Run ``sql`` with psql over TCP as the keylane role; its output, or None on failure."""
+    bin_dir = postgres_find_bin_dir()
+    if bin_dir is None:
+        return None
+    psql = bin_dir / "psql"
+    cmd = [
+        str(psql), "-h", HOST, "-p", str(POSTGRES_PORT), "-U", POSTGRES_USER, "-d", database,
+        "-v", "ON_ERROR_STOP=1", "-tAXq", "-c", sql,
+    ]  # fmt: skip
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "3"}
+    try:
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def postgres_healthy() -> bool:
+    return postgres_sql("SELECT 1") == "1"
+
+
+def postgres_initdb(bin_dir: Path) -> None:
+    """A fresh cluster in ``postgres_data()``: trust auth on 127.0.0.1 (tests only), C locale."""
+    base = postgres_base()
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    base.chmod(0o700)
+    cmd = [
+        str(bin_dir / "initdb"), "-D", str(postgres_data()), "-A", "trust",
+        "-U", POSTGRES_USER, "--encoding=UTF8", "--locale=C",
+    ]  # fmt: skip
+    result = subprocess.run(as_postgres(cmd), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ServiceError(f"initdb failed:\n{result.stdout}{result.stderr}")
+    log(f"postgres: initialised a fresh cluster in {postgres_data()}")
+
+
+def postgres_cluster_valid(bin_dir: Path) -> bool:
+    """The data directory holds a cluster of this server's major version."""
+    try:
+        version = (postgres_data() / "PG_VERSION").read_text().strip()
+    except OSError:
+        return False
+    return version == bin_dir.parent.name
+
+
+def postgres_start() -> None:
+    bin_dir = postgres_bin_dir()
+    pid = postgres_running_pid()
+    if pid is not None:
+        deadline = time.monotonic() + 30  # maybe still starting (another `up`)
+        while time.monotonic() < deadline and process_matches(pid, str(postgres_data())):
+            if postgres_healthy():
+                log(f"postgres already running (pid {pid}) on {HOST}:{POSTGRES_PORT}")
+                postgres_create_database()
+                return
+            time.sleep(0.5)
+        postgres_stop()
+    if port_open(POSTGRES_PORT):
+        raise ServiceError(f"port {POSTGRES_PORT} is taken by a process this script did not start")
+    started = time.monotonic()
+    # A postmaster.pid whose process is gone (or a zombie) is stale: the server would refuse it.
+    (postgres_data() / "postmaster.pid").unlink(missing_ok=True)
+    if not postgres_cluster_valid(bin_dir):
+        postgres_initdb(bin_dir)  # missing or unusable: start from a fresh directory
+    base = postgres_base()
+    options = (
+        f"-c listen_addresses={HOST} -p {POSTGRES_PORT} -c unix_socket_directories={base}"
+        " -c max_connections=200 -c shared_buffers=64MB"
+    )
+    cmd = [
+        str(bin_dir / "pg_ctl"), "-D", str(postgres_data()), "-l", str(base / "postgres.log"),
+        "-w", "-t", "60", "-o", options, "start",
+    ]  # fmt: skip
+    result = subprocess.run(
+        as_postgres(cmd), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0 or not postgres_wait_ready(30):
+        raise ServiceError(
+            f"postgres did not start ({result.stdout.strip()} {result.stderr.strip()}). "
+            f"Last lines of {base / 'postgres.log'}:\n{tail(base / 'postgres.log')}"
+        )
+    postgres_create_database()
+    log(
+        f"postgres ready on {HOST}:{POSTGRES_PORT} (pid {postgres_running_pid()}, "
+        f"data {postgres_data()}) after {time.monotonic() - started:.1f}s"
+    )
+
+
+def postgres_wait_ready(timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if postgres_sql("SELECT 1", "postgres") == "1":
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def postgres_create_database() -> None:
+    exists = postgres_sql(f"SELECT 1 FROM pg_database WHERE datname = '{POSTGRES_DB}'", "postgres")
+    if exists == "1":
+        return
+    if postgres_sql(f'CREATE DATABASE "{POSTGRES_DB}"', "postgres") is None:
+        raise ServiceError(f"could not create the database {POSTGRES_DB!r}")
+    log(f"postgres: created database {POSTGRES_DB!r}")
+
+
+def postgres_stop() -> None:
+    """Stop the server (fast shutdown); its data directory is kept for the next start."""
+    pid = postgres_running_pid()
+    if pid is None:
+        log("postgres is not running")
+        return
+    cmd = [str(postgres_bin_dir() / "pg_ctl"), "-D", str(postgres_data()), "-m", "fast", "-w"]
+    result = subprocess.run(
+        as_postgres([*cmd, "-t", "30", "stop"]), capture_output=True, text=True, check=False
+    )
+    if result.returncode == 0:
+        log(f"postgres (pid {pid}) stopped")
+    else:
+        stop_pid(pid, "postgres")
+
+
+def postgres_status() -> bool:
+    pid = postgres_running_pid()
+    ok = pid is not None and postgres_healthy()
+    state = "running" if ok else ("unhealthy" if pid is not None else "stopped")
+    detail = f" (pid {pid}, {HOST}:{POSTGRES_PORT}, data {postgres_data()})" if pid else ""
+    print(f"postgres: {state}{detail}")
+    return ok
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -424,13 +641,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("up", "start Redis and Pulsar (reuse healthy ones)"),
-        ("down", "stop both"),
-        ("status", "print their state; exit 1 unless both are healthy"),
+        ("up", "start Redis, Pulsar and PostgreSQL (reuse healthy ones)"),
+        ("down", "stop them all"),
+        ("status", "print their state; exit 1 unless all are healthy"),
         ("env", "print the export line for KEYLANE_*_URL"),
     ):
         sub.add_parser(name, help=text)
-    for name in ("pulsar", "redis"):
+    for name in ("pulsar", "redis", "postgres"):
         sub.add_parser(name, help=f"manage {name} only").add_argument(
             "action", choices=["start", "stop", "status"]
         )
@@ -441,22 +658,26 @@ def main(argv: list[str] | None = None) -> int:
         ("pulsar", "stop"): pulsar_stop,
         ("redis", "start"): redis_start,
         ("redis", "stop"): redis_stop,
+        ("postgres", "start"): postgres_start,
+        ("postgres", "stop"): postgres_stop,
     }
+    statuses = {"pulsar": pulsar_status, "redis": redis_status, "postgres": postgres_status}
     try:
         if args.command == "env":
             print(ENV_LINE)
         elif args.command == "status":
-            return 0 if all([redis_status(), pulsar_status()]) else 1
-        elif args.command in ("pulsar", "redis") and args.action == "status":
-            ok = pulsar_status() if args.command == "pulsar" else redis_status()
-            return 0 if ok else 1
+            return 0 if all([redis_status(), pulsar_status(), postgres_status()]) else 1
+        elif args.command in statuses and args.action == "status":
+            return 0 if statuses[args.command]() else 1
         else:
             with state_lock():
                 if args.command == "up":
                     redis_start()
+                    postgres_start()
                     pulsar_start()
                 elif args.command == "down":
                     pulsar_stop()
+                    postgres_stop()
                     redis_stop()
                 else:
                     actions[(args.command, args.action)]()
