@@ -10,9 +10,16 @@ This package imports no backend: only :mod:`keylane.brokers.base` types and :mod
 from __future__ import annotations
 
 from keylane.check.checker import check
-from keylane.check.recorder import AttemptContext, HistoryRecorder, property_seq, recorded
+from keylane.check.recorder import (
+    AttemptContext,
+    HistoryRecorder,
+    property_seq,
+    recorded,
+    recorded_drops,
+)
 from keylane.check.records import (
     CANCELLED,
+    DROPPED,
     ERROR,
     OK,
     SEQ_PROPERTY,
@@ -38,6 +45,7 @@ from keylane.check.report import (
 
 __all__ = [
     "CANCELLED",
+    "DROPPED",
     "ERROR",
     "OK",
     "SEQ_PROPERTY",
@@ -60,6 +68,7 @@ __all__ = [
     "read_counters",
     "read_history",
     "recorded",
+    "recorded_drops",
     "render_report",
     "write_history",
 ]

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from keylane.check.records import (
+    DROPPED,
     ERROR,
     OK,
     SEQ_PROPERTY,
@@ -37,7 +38,7 @@ from keylane.errors import InvalidArgumentError
 if TYPE_CHECKING:
     from keylane.brokers.base import Message
 
-__all__ = ["AttemptContext", "HistoryRecorder", "property_seq", "recorded"]
+__all__ = ["AttemptContext", "HistoryRecorder", "property_seq", "recorded", "recorded_drops"]
 
 
 class HistoryRecorder:
@@ -262,3 +263,38 @@ def recorded(
     recording_handler.__qualname__ = f"recorded({getattr(handler, '__qualname__', 'handler')})"
     recording_handler.__doc__ = getattr(handler, "__doc__", None)
     return recording_handler
+
+
+def recorded_drops(
+    recorder: HistoryRecorder,
+    *,
+    seq_of: Callable[[Message], int] = property_seq,
+) -> Callable[[Message, AttemptContext, str], None]:
+    """A ``Lanes(on_dropped=...)`` callback that records each dropped message in the history.
+
+    A drop is an :class:`Attempt` with outcome ``"dropped"`` and ``start == end`` (the handler
+    never ran, so it overlaps nothing). The message must still complete elsewhere (at the key's
+    new owner), otherwise the checker reports it lost. A message without a sequence number is
+    not recorded (there is nothing to check it against).
+    """
+
+    def on_dropped(message: Message, context: AttemptContext, reason: str) -> None:
+        try:
+            seq = seq_of(message)
+        except InvalidArgumentError:
+            return
+        now = recorder.now()
+        recorder.attempt(
+            Attempt(
+                key=context.key,
+                consumer=context.consumer_name,
+                message_id=str(message.message_id),
+                seq=seq,
+                attempt=context.attempt,
+                start=now,
+                end=now,
+                outcome=DROPPED,
+            )
+        )
+
+    return on_dropped

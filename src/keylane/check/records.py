@@ -25,6 +25,7 @@ from keylane.errors import InvalidArgumentError
 
 __all__ = [
     "CANCELLED",
+    "DROPPED",
     "ERROR",
     "OK",
     "SEQ_PROPERTY",
@@ -52,6 +53,9 @@ ERROR = "error"
 TIMEOUT = "timeout"
 #: Outcome a strategy may record for an attempt it cancelled for another reason (shutdown).
 CANCELLED = "cancelled"
+#: Outcome recorded for a message lanes dropped without running it because its consumer closed
+#: (``start == end``: it never ran, so it overlaps nothing; the broker redelivers it).
+DROPPED = "dropped"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,19 @@ MAX_ERROR_TEXT = 2000
 
 
 def describe_error(error: BaseException) -> str:
-    """``"<ExceptionType>: <text>"``, cut to :data:`MAX_ERROR_TEXT` characters."""
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    """``"<ExceptionType>: <text>"``, cut to :data:`MAX_ERROR_TEXT` characters. Never raises.
+
+    An error whose ``__str__`` raises (or returns a non-string) is described as
+    ``"<ExceptionType>: <unprintable: <why>>"``.
+    """
+    name = type(error).__name__
+    try:
+        detail = str(error)
+        if not isinstance(detail, str):
+            raise TypeError(f"__str__ returned {type(detail).__name__}")
+    except Exception as exc:
+        detail = f"<unprintable: {type(exc).__name__}>"
+    text = f"{name}: {detail}" if detail else name
     if len(text) > MAX_ERROR_TEXT:
         text = text[: MAX_ERROR_TEXT - 3] + "..."
     return text
@@ -98,6 +109,8 @@ async def store_dead_letter(
         if task is not None and task.cancelling():
             raise
         return exc
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
         return exc
     return None

@@ -55,13 +55,24 @@ class HandlerTimeoutError(KeylaneError, TimeoutError):
 
 
 async def run_attempt(
-    handler: Handler, message: Message, context: HandlerContext, timeout: float | None
+    handler: Handler,
+    message: Message,
+    context: HandlerContext,
+    timeout: float | None,
+    *,
+    cancel_requested: Callable[[], bool] | None = None,
 ) -> BaseException | None:
     """Run one handler attempt and return None on success or the error that failed it.
 
-    A timeout is reported as :class:`HandlerTimeoutError`. A ``CancelledError`` that the handler
-    raises on its own (the running task is not being cancelled) is a failure too; a cancellation
-    of the running task itself (shutdown) propagates.
+    A timeout is reported as :class:`HandlerTimeoutError`. Every other way a handler can end
+    except ``KeyboardInterrupt`` and ``SystemExit`` is an outcome, never an escape: an
+    ``Exception``, any other ``BaseException`` (``GeneratorExit``, a library's own base class)
+    and a ``CancelledError`` the handler raises on its own are failures.
+
+    A cancellation of the running task propagates only when the caller asked for it: with
+    ``cancel_requested`` given, a cancellation while it returns False (the handler cancelled its
+    own task, as some libraries do) is taken back (``Task.uncancel``) and counted as a failure;
+    without it, any cancellation of the running task propagates.
     """
     try:
         if timeout is None:
@@ -77,10 +88,16 @@ async def run_attempt(
                 return HandlerTimeoutError(f"handler did not finish within {timeout:g} s")
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if task is None or not task.cancelling():
+            return exc  # raised by the handler itself, not a cancellation of this task
+        if cancel_requested is None or cancel_requested():
             raise
+        while task.cancelling():  # the handler cancelled its own task: not ours to obey
+            task.uncancel()
         return exc
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
         return exc
     return None
 

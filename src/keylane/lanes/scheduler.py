@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Self
 
 from keylane.brokers.base import Consumer, Message
-from keylane.errors import InvalidArgumentError
+from keylane.errors import AlreadyClosedError, InvalidArgumentError
 from keylane.lanes.config import ExhaustedPolicy, LaneConfig
 from keylane.lanes.deadletter import DeadLetterSink, describe_error, store_dead_letter
 from keylane.lanes.handler import Handler, HandlerContext, HandlerTimeoutError, run_attempt
@@ -27,7 +27,12 @@ from keylane.lanes.lane import Lane, LaneState
 from keylane.lanes.receiver import BufferGate, receive_loop, resolve_key
 from keylane.lanes.stats import LaneCounters, LaneStats, snapshot
 
-__all__ = ["Lanes"]
+__all__ = ["DropCallback", "Lanes"]
+
+#: ``(message, context, reason)``: told about each buffered message lanes gave up without running
+#: it because the consumer closed (it stays unacked, so the broker hands it to the key's new
+#: owner). ``context.attempt`` is the attempt that did not start. Must not raise.
+DropCallback = Callable[[Message, HandlerContext, str], None]
 
 logger = logging.getLogger("keylane.lanes")
 
@@ -56,6 +61,8 @@ class Lanes:
         config: the knobs; ``LaneConfig()`` by default.
         dead_letter: sink for exhausted messages; required with ``ExhaustedPolicy.DEAD_LETTER``.
         key_of: the key of a message; ``message.sticky_key`` by default (the Key_Shared key).
+        on_dropped: told about every message dropped because the consumer closed (for example
+            :func:`keylane.check.recorded_drops`, which records it in the history).
 
     Raises:
         InvalidArgumentError: a bad argument, or DEAD_LETTER without a ``dead_letter`` sink.
@@ -69,6 +76,7 @@ class Lanes:
         *,
         dead_letter: DeadLetterSink | None = None,
         key_of: Callable[[Message], str] | None = None,
+        on_dropped: DropCallback | None = None,
     ) -> None:
         if not isinstance(consumer, Consumer):
             raise InvalidArgumentError(
@@ -85,6 +93,8 @@ class Lanes:
             )
         if key_of is not None and not callable(key_of):
             raise InvalidArgumentError(f"key_of must be callable, not {key_of!r}")
+        if on_dropped is not None and not callable(on_dropped):
+            raise InvalidArgumentError(f"on_dropped must be callable, not {on_dropped!r}")
         if config.on_exhausted is ExhaustedPolicy.DEAD_LETTER and dead_letter is None:
             raise InvalidArgumentError(
                 "on_exhausted=ExhaustedPolicy.DEAD_LETTER needs a dead_letter sink: pass "
@@ -97,7 +107,10 @@ class Lanes:
         self._config = config
         self._sink = dead_letter
         self._key_of = key_of
+        self._on_dropped = on_dropped
         self._phase = _Phase.NEW
+        #: The consumer closed under us: no handler starts any more (see _consumer_gone).
+        self._consumer_lost = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lanes: dict[str, Lane] = {}
         self._ready: deque[Lane] = deque()
@@ -134,14 +147,16 @@ class Lanes:
         )
         self._receiver.add_done_callback(self._receiver_done)
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def stop(self, grace: float | None = None, *, close_consumer: bool = False) -> None:
         """Stop receiving, let running handlers finish, leave everything else unacked.
 
         Handlers still running after ``grace`` seconds (``config.shutdown_grace`` if None) are
         cancelled. Messages that did not complete (waiting, parked, retrying, cancelled) are
         neither acked nor nacked; with ``config.redeliver_on_stop`` lanes then call
         ``consumer.redeliver_unacknowledged_messages()`` so the broker hands them out again.
-        The consumer is not closed. Idempotent; a concurrent call waits for the first one.
+        With ``close_consumer`` the consumer is closed afterwards, in that order: closing it
+        first would hand its keys to other consumers while handlers still run here. Idempotent;
+        a concurrent call waits for the first one.
 
         Raises:
             InvalidArgumentError: ``grace`` is negative.
@@ -152,17 +167,18 @@ class Lanes:
         if self._phase is _Phase.NEW:
             self._phase = _Phase.STOPPED
             self._stopped.set()
-            return
-        if self._phase is not _Phase.RUNNING:
+        elif self._phase is not _Phase.RUNNING:
             await self._stopped.wait()
-            return
-        self._phase = _Phase.STOPPING
-        try:
-            await self._shut_down(float(grace))
-        finally:
-            self._phase = _Phase.STOPPED
-            self._idle.set()
-            self._stopped.set()
+        else:
+            self._phase = _Phase.STOPPING
+            try:
+                await self._shut_down(float(grace))
+            finally:
+                self._phase = _Phase.STOPPED
+                self._idle.set()
+                self._stopped.set()
+        if close_consumer:
+            await self._consumer.close()
 
     async def _shut_down(self, grace: float) -> None:
         if self._receiver is not None:
@@ -190,7 +206,7 @@ class Lanes:
                     logger.error("%d handler(s) ignore cancellation; abandoning them", len(stuck))
         self._counters.abandoned = self._gate.buffered
         unacked = self._gate.buffered + self._counters.ack_failures
-        if unacked and self._config.redeliver_on_stop:
+        if unacked and self._config.redeliver_on_stop and not self._consumer.closed:
             try:
                 await self._consumer.redeliver_unacknowledged_messages()
             except Exception:
@@ -232,6 +248,8 @@ class Lanes:
         """
         if self._phase is not _Phase.RUNNING:
             raise RuntimeError(f"cannot resume {key!r}: Lanes are {self._phase.value}")
+        if self._consumer_lost:
+            raise RuntimeError(f"cannot resume {key!r}: the consumer is closed")
         lane = self._lanes.get(key)
         if lane is None or lane.state is not LaneState.PARKED:
             raise InvalidArgumentError(f"key {key!r} is not parked")
@@ -242,8 +260,68 @@ class Lanes:
     # ------------------------------------------------------------------ receiving
 
     def _receiver_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             logger.error("lanes receive loop crashed", exc_info=task.exception())
+        elif self._phase is _Phase.RUNNING:
+            self._consumer_gone("receive() reported the consumer closed")
+
+    def _consumer_gone(self, why: str) -> None:
+        """The consumer closed while lanes run: start no new handler, drop what is buffered.
+
+        Its keys may already belong to other consumers, so a handler started now could overlap
+        with the key's new owner. Every buffered message that is not running is dropped: left
+        unacked, so the broker redelivers it to the new owner, and reported to ``on_dropped``.
+        Handlers already running finish (their acks fail); see ``docs/lanes.md``, "When the
+        consumer goes away".
+        """
+        if self._consumer_lost:
+            return
+        self._consumer_lost = True
+        self._ready.clear()
+        dropped = 0
+        for lane in list(self._lanes.values()):
+            if lane.retry_handle is not None:
+                lane.retry_handle.cancel()
+                lane.retry_handle = None
+                self._retry_pending -= 1
+            # A running lane keeps its head (the handler is under way); the rest goes.
+            dropped += self._drop(lane, keep_head=lane.state is LaneState.RUNNING)
+        logger.warning(
+            "consumer %s is closed (%s): no new handler starts; %d buffered message(s) dropped "
+            "for redelivery to the keys' new owners",
+            self._consumer_name,
+            why,
+            dropped,
+        )
+        self._check_idle()
+
+    def _drop(self, lane: Lane, *, keep_head: bool) -> int:
+        """Drop ``lane``'s messages (all, or all but the head); returns how many."""
+        queue = lane.queue
+        keep = 1 if keep_head and queue else 0
+        count = len(queue) - keep
+        callback = self._on_dropped
+        for index in range(keep, len(queue)):
+            message = queue[index]
+            self._gate.release()
+            if callback is not None:
+                attempt = lane.attempt + 1 if index == 0 else 1
+                context = HandlerContext(lane.key, attempt, self._consumer_name)
+                try:
+                    callback(message, context, "consumer closed")
+                except Exception:
+                    logger.exception("on_dropped raised for %s", message.message_id)
+        self._counters.dropped += count
+        if keep:
+            while len(queue) > 1:
+                queue.pop()
+        else:
+            queue.clear()
+            self._lanes.pop(lane.key, None)
+            lane.state = LaneState.WAITING
+        return count
 
     def _admit(self, message: Message) -> None:
         self._counters.received += 1
@@ -264,6 +342,9 @@ class Lanes:
         """Make ``lane``'s head runnable: start a worker for it or queue it for a free slot."""
         if self._phase is not _Phase.RUNNING:
             lane.state = LaneState.WAITING
+            return
+        if self._consumer_lost:
+            self._drop(lane, keep_head=False)
             return
         if self._active < self._config.max_in_flight:
             lane.state = LaneState.RUNNING
@@ -316,8 +397,23 @@ class Lanes:
         if self._active == 0 and self._retry_pending == 0:
             self._idle.set()
 
+    def _lost(self) -> bool:
+        # A method, not the attribute, where an await may have changed it since the last check.
+        return self._consumer_lost
+
+    def _cancel_requested(self) -> bool:
+        # Lanes cancel workers only while stopping; any other cancellation of a worker (a
+        # handler cancelling its own task) is a failed attempt, not an order to stop.
+        return self._phase is not _Phase.RUNNING
+
     async def _process(self, lane: Lane) -> bool:
         """One attempt at ``lane``'s head; returns whether the lane can run again right away."""
+        if self._consumer_lost or self._consumer.closed:
+            # Checked right before every handler start: the broker may already have given this
+            # key to another consumer.
+            self._drop(lane, keep_head=False)
+            self._consumer_gone("the consumer reports closed")
+            return False
         message = lane.queue[0]
         assert self._loop is not None
         if lane.attempt == 0:
@@ -325,7 +421,13 @@ class Lanes:
         lane.attempt += 1
         config = self._config
         context = HandlerContext(lane.key, lane.attempt, self._consumer_name)
-        error = await run_attempt(self._handler, message, context, config.handler_timeout)
+        error = await run_attempt(
+            self._handler,
+            message,
+            context,
+            config.handler_timeout,
+            cancel_requested=self._cancel_requested,
+        )
         counters = self._counters
         if error is None:
             counters.completed += 1
@@ -337,6 +439,9 @@ class Lanes:
         lane.last_error = describe_error(error)
         if self._phase is not _Phase.RUNNING:
             return False  # shutting down: no retry, the message stays unacked
+        if self._lost():
+            self._drop(lane, keep_head=False)  # no retry here: the key's new owner has it
+            return False
         if lane.attempt < config.max_attempts:
             logger.debug("key %r attempt %d failed: %s", lane.key, lane.attempt, lane.last_error)
             counters.retried += 1
@@ -362,10 +467,10 @@ class Lanes:
         self._gate.release()
         if lane.queue:
             return True
-        del self._lanes[lane.key]
+        self._lanes.pop(lane.key, None)
         return False
 
-    def _retry_due(self, lane: Lane) -> None:
+    def _retry_due(self, lane: Lane) -> None:  # only while running: stop cancels the handles
         lane.retry_handle = None
         self._retry_pending -= 1
         self._schedule(lane)
@@ -385,8 +490,13 @@ class Lanes:
     async def _ack(self, message: Message) -> None:
         try:
             await self._consumer.acknowledge(message)
-        except Exception:
+        except Exception as exc:
             self._counters.ack_failures += 1
+            if isinstance(exc, AlreadyClosedError) or self._consumer.closed:
+                logger.warning("acknowledge(%s) failed: consumer closed", message.message_id)
+                if self._phase is _Phase.RUNNING:
+                    self._consumer_gone("acknowledge() reported the consumer closed")
+                return
             logger.warning(
                 "acknowledge(%s) failed; left for redelivery", message.message_id, exc_info=True
             )
@@ -423,6 +533,7 @@ class Lanes:
             now=self._loop.time() if self._loop is not None else time.monotonic(),
             state=self._phase.value,
             receiving=receiving,
+            consumer_closed=self._consumer_lost,
             buffered=self._gate.buffered,
             lanes=self._lanes.values(),
             config=self._config,

@@ -35,6 +35,7 @@ class LaneCounters:
     ack_failures: int = 0
     abandoned: int = 0
     receive_errors: int = 0
+    dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,8 @@ class LaneStats:
         state: ``"new"``, ``"running"``, ``"stopping"`` or ``"stopped"``.
         receiving: whether the receive loop is active (False before start, once stopping, and
             after the consumer reported that it is closed).
+        consumer_closed: whether the consumer closed while lanes were running: from then on no
+            handler starts and buffered messages are dropped for redelivery.
         buffered: messages received and not yet finished, in-flight and parked ones included.
         in_flight_keys: keys whose handler is running right now.
         retrying_keys: keys waiting for a retry backoff to elapse.
@@ -70,11 +73,14 @@ class LaneStats:
         ack_failures: acknowledgements that raised; those messages are left for redelivery.
         abandoned: messages left unacked by :meth:`~keylane.lanes.Lanes.stop`.
         receive_errors: ``receive()`` calls that raised.
+        dropped: buffered messages given up without running because the consumer closed (left
+            unacked, so the broker redelivers them to the keys' new owners).
     """
 
     time: float
     state: str
     receiving: bool
+    consumer_closed: bool
     buffered: int
     in_flight_keys: frozenset[str]
     retrying_keys: frozenset[str]
@@ -97,6 +103,7 @@ class LaneStats:
     ack_failures: int
     abandoned: int
     receive_errors: int
+    dropped: int
 
     @property
     def in_flight(self) -> int:
@@ -109,6 +116,7 @@ def snapshot(
     now: float,
     state: str,
     receiving: bool,
+    consumer_closed: bool,
     buffered: int,
     lanes: Iterable[Lane],
     config: LaneConfig,
@@ -144,6 +152,7 @@ def snapshot(
         time=now,
         state=state,
         receiving=receiving,
+        consumer_closed=consumer_closed,
         buffered=buffered,
         in_flight_keys=frozenset(in_flight),
         retrying_keys=frozenset(retrying),
@@ -166,4 +175,5 @@ def snapshot(
         ack_failures=c.ack_failures,
         abandoned=c.abandoned,
         receive_errors=c.receive_errors,
+        dropped=c.dropped,
     )

@@ -24,6 +24,7 @@ def test_importing_check_loads_no_backend():
 def test_exports():
     assert set(keylane.check.__all__) == {
         "CANCELLED",
+        "DROPPED",
         "ERROR",
         "OK",
         "SEQ_PROPERTY",
@@ -46,6 +47,7 @@ def test_exports():
         "read_counters",
         "read_history",
         "recorded",
+        "recorded_drops",
         "render_report",
         "write_history",
     }

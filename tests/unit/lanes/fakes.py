@@ -121,6 +121,8 @@ class FakeConsumer(Consumer):
 
     async def acknowledge(self, message: Message | MessageId) -> None:
         assert isinstance(message, Message)
+        if self._closed:
+            raise AlreadyClosedError("consumer is closed")
         if self.fail_ack is not None and self.fail_ack(message):
             raise RuntimeError(f"ack of {message.message_id} failed (injected)")
         self.outstanding.pop(message.message_id, None)
