@@ -108,7 +108,8 @@ class MemoryProvider(Provider):
                 Outcome.FAILED_PERMANENT,
                 None,
                 None,
-                f"idempotency key reused with a different body ({', '.join(differing)} differ)",
+                "idempotency key reused with a different body "
+                f"(differs in: {', '.join(differing)})",
             )
         self.replays += 1
         return Receipt(Outcome.SENT, None, _message_id(index), "delivered", replayed=True)
