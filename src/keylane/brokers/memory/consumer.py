@@ -13,6 +13,7 @@ non-empty queue returns without suspending. Imports the broker-side subscription
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -37,6 +38,8 @@ from keylane.errors import (
 )
 
 __all__ = ["DeadLetterPublisher", "MemoryConsumer"]
+
+logger = logging.getLogger("keylane.brokers.memory")
 
 #: Publishes a dead letter: (dlq_topic, initial_subscription, data, key, ordering_key,
 #: properties, event_time).
@@ -267,8 +270,7 @@ class MemoryConsumer(Consumer):
             part = self._by_partition.get(mid.partition) or self._parts[0]
             key = (mid.partition, mid.entry_id)
             dead = self._possible_dlq.pop(key, None)
-            if dead is not None:
-                self._dead_letter(dead)
+            if dead is not None and self._try_dead_letter(dead):
                 continue
             by_part.setdefault(part, []).append(mid.entry_id)
         for part, entry_ids in by_part.items():
@@ -308,10 +310,29 @@ class MemoryConsumer(Consumer):
         if not self._closed:
             for m in messages:
                 self._possible_dlq.pop((m.message_id.partition, m.message_id.entry_id), None)
-            self._dead_letter(messages)
+            self._try_dead_letter(messages)
             for part in self._parts:
                 if part.freed >= part.refill:
                     part.flow()
+
+    def _try_dead_letter(self, messages: list[Message]) -> bool:
+        """:meth:`_dead_letter`, logging a failure instead of raising into a loop callback.
+
+        Returns:
+            False if it failed: the messages stay unacknowledged (redelivered later).
+        """
+        try:
+            self._dead_letter(messages)
+        except Exception:
+            logger.exception(
+                "memory broker: consumer %r could not dead-letter %d message(s) of %s; "
+                "they stay unacknowledged",
+                self._name,
+                len(messages),
+                self._topic,
+            )
+            return False
+        return True
 
     def _dead_letter(self, messages: list[Message]) -> None:
         """Publish ``messages`` to the dead letter topic, then acknowledge the originals."""

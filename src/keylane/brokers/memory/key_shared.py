@@ -9,7 +9,7 @@ unacknowledged entries of it, the slot stays blocked for everybody else until th
 acknowledged or the old owner leaves. Normal reads stop while the replay queue holds the
 look-ahead limit.
 
-Imports the selectors, storage, config and the Shared machinery only.
+Imports the selectors, storage, config, the dispatcher base's logger and the Shared machinery only.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from keylane.brokers.base import KeySharedMode, KeySharedPolicy, SubscriptionType
 from keylane.brokers.memory.config import MemoryBrokerConfig
+from keylane.brokers.memory.dispatcher import logger
 from keylane.brokers.memory.multi import MultiConsumerDispatcher
 from keylane.brokers.memory.selectors import (
     ConsistentHashingSelector,
@@ -74,6 +75,8 @@ class KeySharedDispatcher(MultiConsumerDispatcher):
         self.has_pending_hook = self.draining_required
         #: slot -> draining entry (Pulsar ``DrainingHashesTracker``).
         self.draining: dict[int, DrainingHash] = {}
+        #: Entries left out because their sticky key could not be hashed.
+        self.quarantined = 0
         self._unblock_timer: asyncio.TimerHandle | None = None
 
     def slot(self, entry: Entry) -> int:
@@ -220,10 +223,14 @@ class KeySharedDispatcher(MultiConsumerDispatcher):
         for entry in entries:
             if limit and dispatched >= limit:
                 break
-            if consistent:
-                slot = entry.slot_c or entry.consistent_slot()
-            else:
-                slot = entry.slot_r or entry.range_slot()
+            try:
+                if consistent:
+                    slot = entry.slot_c or entry.consistent_slot()
+                else:
+                    slot = entry.slot_r or entry.range_slot()
+            except Exception:
+                self._quarantine(entry)
+                continue
             consumer = None
             if slot not in blocked:
                 consumer = select(slot)
@@ -253,6 +260,23 @@ class KeySharedDispatcher(MultiConsumerDispatcher):
         for consumer, group in groups.items():
             self.deliver(consumer, group)
         return dispatched
+
+    def _quarantine(self, entry: Entry) -> None:
+        """``entry``'s sticky key cannot be hashed: log it and leave it out of dispatching.
+
+        It stays unacknowledged in the backlog (it is read again after a rewind, and logged
+        again); every other entry goes on flowing.
+        """
+        self.replay.remove(entry.entry_id)
+        self.quarantined += 1
+        logger.exception(
+            "memory broker: entry %d on %s / %s has a sticky key that cannot be hashed (%r); "
+            "it is not dispatched and stays unacknowledged",
+            entry.entry_id,
+            self.sub.log.name,
+            self.sub.name,
+            entry.sticky_key,
+        )
 
     def _draining_blocks(self, consumer: BrokerConsumer, slot: int) -> bool:
         entry = self.draining.get(slot)

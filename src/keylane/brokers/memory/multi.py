@@ -286,8 +286,21 @@ class MultiConsumerDispatcher(Dispatcher):
             entries.append(entry)
         cursor.read_position = pos
         if entries:
-            self.dispatch(entries, normal=True)
+            try:
+                self.dispatch(entries, normal=True)
+            except Exception:
+                self._requeue_undelivered(entries)
+                raise
         return len(entries)
+
+    def _requeue_undelivered(self, entries: list[Entry]) -> None:
+        """After a failed dispatch: queue for replay what was read but reached no consumer."""
+        cursor = self.sub.cursor
+        for entry in entries:
+            entry_id = entry.entry_id
+            if cursor.is_acked(entry_id) or any(entry_id in c.pending for c in self.consumers):
+                continue
+            self.replay.add(entry_id, 0)
 
     def deliver(self, consumer: BrokerConsumer, entries: list[Entry]) -> None:
         """Send ``entries`` to ``consumer``: pending acks, permits, then its client queue."""

@@ -16,6 +16,7 @@ Imports storage and the shared argument rules only; no dispatching and no other 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
@@ -25,18 +26,22 @@ from datetime import datetime
 from keylane.brokers.base import BatchingType, Duration, MessageId, Producer
 from keylane.brokers.memory.storage import NONE_KEY, Entry, InputMessage, TopicLog
 from keylane.brokers.validation import NO_PROPERTIES, check_send_args, delivery_time
-from keylane.errors import AlreadyClosedError
+from keylane.errors import AlreadyClosedError, BrokerError
 from keylane.hashing import partition_for_key
 
 __all__ = ["MemoryProducer"]
 
+logger = logging.getLogger("keylane.brokers.memory")
+
 
 class _Batch:
-    __slots__ = ("entry", "first_sequence_id", "messages")
+    __slots__ = ("entry", "error", "first_sequence_id", "messages")
 
     def __init__(self, first_sequence_id: int) -> None:
         self.messages: list[InputMessage] = []
         self.entry: Entry | None = None
+        #: Why storing the batch failed (its sends raise BrokerError from it).
+        self.error: Exception | None = None
         #: Sequence id of the batch header (its first message's), for the keyless sticky key.
         self.first_sequence_id = first_sequence_id
 
@@ -196,6 +201,11 @@ class MemoryProducer(Producer):
             container.waiters.append(waiter)
             await waiter
             if batch.entry is None:
+                if batch.error is not None:
+                    raise BrokerError(
+                        f"producer {self._name!r} could not store its batch on "
+                        f"{self._logs[partition].name}: {batch.error!r}"
+                    ) from batch.error
                 raise AlreadyClosedError(f"producer {self._name!r} closed before the send")
         return batch.entry.messages[index][4]
 
@@ -210,7 +220,18 @@ class MemoryProducer(Producer):
         container.batches, container.waiters, container.count = {}, [], 0
         log = self._logs[partition]
         for batch in batches.values():
-            batch.entry = log.append_batch(batch.messages, self._keyless(batch.first_sequence_id))
+            try:
+                batch.entry = log.append_batch(
+                    batch.messages, self._keyless(batch.first_sequence_id)
+                )
+            except Exception as exc:  # fail these sends, not the flush timer or other batches
+                batch.error = exc
+                logger.exception(
+                    "memory broker: producer %r could not store a batch of %d message(s) on %s",
+                    self._name,
+                    len(batch.messages),
+                    log.name,
+                )
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -6,47 +6,25 @@ topic the consistent-hash ring. Every change of active consumer rewinds the curs
 starts at the first unacknowledged message; Failover waits ``failover_delay`` first. Redelivery is
 always "rewind everything", and redelivery counts are always 0.
 
-Imports storage, config and the dispatcher base only.
+Imports storage, config, the dispatcher base and the active-consumer selector only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from keylane.brokers.base import Message, SubscriptionType
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.dispatcher import RUN_BUDGET, Dispatcher
+from keylane.brokers.memory.failover import ActiveConsumerSelector
 from keylane.errors import ConsumerBusyError
-from keylane.hashing import murmur31
 
 if TYPE_CHECKING:
     from keylane.brokers.memory.subscription import BrokerConsumer, Subscription
 
-__all__ = ["SingleActiveDispatcher", "failover_ring_index"]
-
-#: Ring points per consumer of the non-partitioned Failover ring (Pulsar constant).
-_FAILOVER_RING_POINTS = 100
-
-
-@functools.lru_cache(maxsize=256)
-def failover_ring_index(names: tuple[str, ...], topic: str) -> int:
-    """Index into ``names`` of the active consumer chosen by the Failover hash ring.
-
-    ``names`` are the eligible consumers in ``(priority, name)`` order. Ring key of consumer ``i``
-    and point ``j`` is ``murmur31(name + str(j))``; later consumers overwrite collisions; the
-    topic point is ``murmur31(topic)``; the first ring key at or after it wins (wrapping).
-    """
-    ring: dict[int, int] = {}
-    for i, name in enumerate(names):
-        for j in range(_FAILOVER_RING_POINTS):
-            ring[murmur31(f"{name}{j}")] = i
-    points = sorted(ring)
-    at = bisect.bisect_left(points, murmur31(topic))
-    return ring[points[at % len(points)]]
+__all__ = ["SingleActiveDispatcher"]
 
 
 class SingleActiveDispatcher(Dispatcher):
@@ -63,6 +41,11 @@ class SingleActiveDispatcher(Dispatcher):
         self.sub_type = sub_type
         self.consumers: list[BrokerConsumer] = []
         self.active: BrokerConsumer | None = None
+        partition = sub.log.partition
+        by_partition = partition >= 0 and not config.failover_consistent_hashing
+        self._selector: ActiveConsumerSelector[BrokerConsumer] = ActiveConsumerSelector(
+            sub.log.name, partition if by_partition else None
+        )
         self._rewind_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ consumers
@@ -74,11 +57,13 @@ class SingleActiveDispatcher(Dispatcher):
     def add_consumer(self, consumer: BrokerConsumer) -> None:
         self.check_add(consumer)
         self.consumers.append(consumer)
+        self._selector.add(consumer)
         self._pick_active()
 
     def remove_consumer(self, consumer: BrokerConsumer) -> None:
         if consumer in self.consumers:
             self.consumers.remove(consumer)
+            self._selector.remove(consumer)
         if not self.consumers:
             self.active = None
             self._cancel_timer()
@@ -86,16 +71,8 @@ class SingleActiveDispatcher(Dispatcher):
         self._pick_active()
 
     def _pick_active(self) -> None:
-        consumers = sorted(self.consumers, key=lambda c: (c.priority, c.name))
-        best = consumers[0].priority
-        eligible = [c for c in consumers if c.priority == best]
-        partition = self.sub.log.partition
-        if partition >= 0 and not self.config.failover_consistent_hashing:
-            index = partition % len(eligible)
-        else:
-            index = failover_ring_index(tuple(c.name for c in eligible), self.sub.log.name)
-        selected = eligible[index]
-        if selected is not self.active:
+        selected = self._selector.active()
+        if selected is not None and selected is not self.active:
             self.active = selected
             self._schedule_read_on_active()
 
@@ -163,10 +140,10 @@ class SingleActiveDispatcher(Dispatcher):
             permits -= len(messages)
             budget -= 1
             pos += 1
+        if out:
+            consumer.owner._enqueue(out)  # if it raises, the next pass reads the same entries
         cursor.read_position = pos
         consumer.permits = permits
-        if out:
-            consumer.owner._enqueue(out)
         if budget <= 0:
             self.schedule()
 
