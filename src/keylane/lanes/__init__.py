@@ -17,13 +17,14 @@ from keylane.lanes.deadletter import (
     DeadLetterSink,
     producer_dead_letter_sink,
 )
+from keylane.lanes.group import GroupStats, LaneGroup, merge_stats
 from keylane.lanes.handler import (
     Handler,
     HandlerContext,
     HandlerResultError,
     HandlerTimeoutError,
 )
-from keylane.lanes.scheduler import Lanes
+from keylane.lanes.scheduler import DropCallback, Lanes
 from keylane.lanes.stats import LaneStats
 
 __all__ = [
@@ -32,13 +33,17 @@ __all__ = [
     "ORIGIN_MESSAGE_ID",
     "REAL_TOPIC",
     "DeadLetterSink",
+    "DropCallback",
     "ExhaustedPolicy",
+    "GroupStats",
     "Handler",
     "HandlerContext",
     "HandlerResultError",
     "HandlerTimeoutError",
     "LaneConfig",
+    "LaneGroup",
     "LaneStats",
     "Lanes",
+    "merge_stats",
     "producer_dead_letter_sink",
 ]

@@ -16,14 +16,18 @@ def test_public_names() -> None:
             "ORIGIN_MESSAGE_ID",
             "REAL_TOPIC",
             "DeadLetterSink",
+            "DropCallback",
             "ExhaustedPolicy",
+            "GroupStats",
             "Handler",
             "HandlerContext",
             "HandlerResultError",
             "HandlerTimeoutError",
             "LaneConfig",
+            "LaneGroup",
             "LaneStats",
             "Lanes",
+            "merge_stats",
             "producer_dead_letter_sink",
         ]
     )
