@@ -1,4 +1,9 @@
-"""The ``keylane`` command: a thin Typer app; each command calls one library function."""
+"""The ``keylane`` command: a thin Typer app; each command calls one library function.
+
+Errors and exit codes are handled in one place for every command: the app's group class,
+:class:`keylane.cli.errors.KeylaneGroup` (0 ok, 1 the command's negative verdict, 2 bad input,
+usage or a keylane error, 130 interrupted).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ from keylane.cli.bench_pulsar import pulsar_bench_command
 from keylane.cli.check import check_command
 from keylane.cli.compare import compare_command
 from keylane.cli.demo import demo_command
+from keylane.cli.errors import KeylaneGroup
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="keylane command line.")
+app = typer.Typer(
+    cls=KeylaneGroup, no_args_is_help=True, add_completion=False, help="keylane command line."
+)
 app.command("check")(check_command)
 app.command("compare")(compare_command)
 app.add_typer(bench_app, name="bench")
