@@ -1,0 +1,186 @@
+"""``decide(state, event, now, journeys) -> Decision``: the pure decision of one event.
+
+Pure and deterministic: the same state, event, ``now`` and journeys always give the same
+decision; nothing is read from the clock, the environment or a random source, and the input
+state is never modified. The order of work for one event:
+
+1. a repeated ``event_id`` (within the dedupe window) is a no-op: ``duplicate``;
+2. runs of journeys (or steps) no longer in the file end (``exited_invalid``);
+3. the event's own effects: profile and consent (``subscribed``, ``profile_updated``),
+   counters (``order_placed``, ``message_clicked``), SMS keywords (``sms_received``: STOP,
+   START, HELP end the decision here), timers (``timer_fired``);
+4. goals end active runs (``exited_goal``), cancelling their pending sends;
+5. runs waiting for this event move on (``wait_arrived``);
+6. journeys triggered by this event start runs, under their re-entry rules.
+
+Imports the domain only (no I/O, no asyncio, no backend).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from keylane.errors import InvalidArgumentError
+from keylane.journeys.decision import SYSTEM_JOURNEY, Decision, Reason, ReasonCode
+from keylane.journeys.events import MAX_ATTRIBUTES, Event, EventType
+from keylane.journeys.model import JourneySet
+from keylane.journeys.policies.consent import Keyword, classify
+from keylane.journeys.policies.zones import phone_location
+from keylane.journeys.runner import (
+    drop_invalid_runs,
+    end_goals,
+    fire_timer,
+    start_runs,
+    wait_arrivals,
+)
+from keylane.journeys.sending import HELP_REPLY, START_CONFIRMATION, STOP_CONFIRMATION, send_reply
+from keylane.journeys.state import SubscriberState, new_state
+from keylane.journeys.work import Work, event_digest
+
+__all__ = ["decide"]
+
+_PROFILE_EVENTS = (EventType.SUBSCRIBED, EventType.PROFILE_UPDATED)
+
+
+def decide(
+    state: SubscriberState | None, event: Event, now: datetime, journeys: JourneySet
+) -> Decision:
+    """Decide one event for one subscriber.
+
+    Args:
+        state: the subscriber's state, or ``None`` for a subscriber never seen.
+        event: the event (from :func:`~keylane.journeys.parse_event`).
+        now: the decision time, timezone-aware (from the runtime's clock).
+        journeys: the journeys to run.
+
+    Returns:
+        the new state and the effects to commit atomically with it.
+
+    Raises:
+        InvalidArgumentError: ``now`` is naive, or ``state`` belongs to another subscriber.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidArgumentError(f"now: must be timezone-aware, got naive {now}")
+    if state is None:
+        state = new_state(event.brand_id, event.subscriber_id)
+    elif state.brand_id != event.brand_id or state.subscriber_id != event.subscriber_id:
+        raise InvalidArgumentError(f"state: is for {state.key}, not for the event's {event.key}")
+    digest = event_digest(event.event_id)
+    if int.from_bytes(digest, "big") in state.seen:
+        return Decision(
+            new_state=state,
+            duplicate=True,
+            reasons=(Reason(ReasonCode.DUPLICATE, detail=event.event_id),),
+        )
+    now = now.astimezone(UTC)
+    w = Work(state, event, now, int(now.timestamp() * 1000), digest, journeys)
+    if w.runs:
+        drop_invalid_runs(w)
+    kind = event.type
+    if kind in _PROFILE_EVENTS:
+        _update_profile(w)
+    elif kind is EventType.ORDER_PLACED:
+        w.orders += 1
+    elif kind is EventType.MESSAGE_CLICKED:
+        w.clicks += 1
+    elif kind is EventType.SMS_RECEIVED and _keyword(w):
+        return w.finish()
+    elif kind is EventType.TIMER_FIRED:
+        fire_timer(w, str(event.properties.get("timer_id", "")))
+        return w.finish()
+    if kind in journeys.by_goal:
+        end_goals(w)
+    if kind in journeys.waited_for and w.runs:
+        wait_arrivals(w)
+    if kind in journeys.by_trigger:
+        start_runs(w)
+    return w.finish()
+
+
+def _update_profile(w: Work) -> None:
+    props: dict[str, Any] = w.event.properties
+    consent: dict[str, bool] = props.get("consent") or {}
+    changed = []
+    phone = props.get("phone")
+    if isinstance(phone, str) and phone != w.phone:
+        w.phone = phone
+        w.phone_zones, w.phone_state = phone_location(phone)
+        w.sms_consent = False  # consent belongs to a number; a new number needs its own
+        changed.append("phone")
+    email = props.get("email")
+    if isinstance(email, str) and email != w.email:
+        w.email = email
+        w.email_consent = False
+        changed.append("email")
+    zone = props.get("timezone")
+    if isinstance(zone, str) and zone != w.timezone:
+        w.timezone = zone
+        changed.append("timezone")
+    sms = consent.get("sms")
+    if sms is True and w.opted_out:
+        if w.event.type is EventType.SUBSCRIBED:
+            w.opted_out = False
+            w.reason(ReasonCode.OPTED_IN, detail="subscribed again")
+        else:
+            w.reason(
+                ReasonCode.SKIPPED_SUPPRESSED,
+                detail="opted out: only START or a new subscription opts in again",
+            )
+            sms = None
+    if sms is not None and w.phone is not None:
+        w.sms_consent = bool(sms)
+        w.sms_consent_ever = w.sms_consent_ever or bool(sms)
+        changed.append("consent.sms")
+    if consent.get("email") is not None and w.email is not None:
+        w.email_consent = bool(consent["email"])
+        changed.append("consent.email")
+    attributes = props.get("attributes")
+    if isinstance(attributes, dict) and attributes:
+        merged = {**w.attributes, **attributes}
+        w.attributes = dict(list(merged.items())[-MAX_ATTRIBUTES:])
+        changed.append("attributes")
+    if changed:
+        w.reason(ReasonCode.PROFILE_UPDATED, detail=", ".join(changed))
+
+
+def _keyword(w: Work) -> bool:
+    """Handle STOP / START / HELP; ``True`` when the text was a keyword (the decision ends)."""
+    keyword = classify(str(w.event.properties.get("text", "")))
+    if keyword is Keyword.NONE:
+        w.reason(ReasonCode.INBOUND_IGNORED, detail="not a keyword")
+        return False
+    if keyword is Keyword.OPT_OUT:
+        if w.opted_out:
+            w.reason(ReasonCode.ALREADY_OPTED_OUT, SYSTEM_JOURNEY)
+            return True
+        w.opted_out = True
+        w.sms_consent = False
+        for run in list(w.runs):
+            w.end_run(run, ReasonCode.EXITED_OPT_OUT, cancel=True)
+        for timer in list(w.timers):
+            w.drop_timer(timer.timer_id)
+        for item in list(w.pending):
+            w.cancel_pending(item)
+        w.reason(ReasonCode.OPTED_OUT, SYSTEM_JOURNEY)
+        send_reply(w, STOP_CONFIRMATION, w.brand.stop_reply)
+    elif keyword is Keyword.OPT_IN:
+        if not w.opted_out:
+            w.reason(ReasonCode.INBOUND_IGNORED, SYSTEM_JOURNEY, detail="not opted out")
+        elif not w.sms_consent_ever:
+            w.reason(
+                ReasonCode.SKIPPED_NO_CONSENT,
+                SYSTEM_JOURNEY,
+                detail="opt-in needs consent given before",
+            )
+        else:
+            w.opted_out = False
+            w.sms_consent = True
+            w.reason(ReasonCode.OPTED_IN, SYSTEM_JOURNEY)
+            send_reply(w, START_CONFIRMATION, w.brand.start_reply)
+    elif w.opted_out:
+        w.reason(ReasonCode.SKIPPED_SUPPRESSED, SYSTEM_JOURNEY, HELP_REPLY, "opted out")
+    else:
+        w.reason(ReasonCode.HELP_REQUESTED, SYSTEM_JOURNEY)
+        send_reply(w, HELP_REPLY, w.brand.help_reply)
+    return True
