@@ -6,14 +6,16 @@ A history is a set of JSON Lines files. Each line is one object:
   (``seq`` and ``attempt`` integers, ``start`` and ``end`` float seconds on one monotonic clock);
 * a publication: ``{"published": true, "key", "seq", "message_id"}``.
 
-Unknown fields are ignored, so writers may add their own. ``docs/checker.md`` is the reference.
+Unknown fields are ignored, so writers may add their own. Lines are strict JSON
+(:mod:`keylane.check.strict_json`: no NaN, no repeated field, 64-bit integers, at most
+:data:`~keylane.check.strict_json.MAX_LINE_BYTES` per line) and strings valid Unicode.
+``docs/checker.md`` is the reference.
 
 This module imports only the standard library and :mod:`keylane.errors`; no backend.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +23,14 @@ from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import IO
 
+from keylane.check.strict_json import (
+    MAX_LINE_BYTES,
+    StrictJSONError,
+    loads,
+    lone_surrogate,
+    read_lines,
+    short_repr,
+)
 from keylane.errors import InvalidArgumentError
 
 __all__ = [
@@ -102,11 +112,14 @@ class History:
         published: every publication; empty when publications were not recorded (then the
             checker cannot find lost messages).
         skipped: malformed lines that :func:`read_history` skipped (``skip_malformed=True``).
+        empty: files :func:`read_history` read no record from (empty, blank or every line
+            skipped), e.g. the file of a writer that crashed before its first flush.
     """
 
     attempts: list[Attempt] = field(default_factory=list)
     published: list[Published] = field(default_factory=list)
     skipped: list[HistoryFormatError] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
 
     @classmethod
     def merge(cls, *histories: History) -> History:
@@ -116,6 +129,7 @@ class History:
             merged.attempts.extend(history.attempts)
             merged.published.extend(history.published)
             merged.skipped.extend(history.skipped)
+            merged.empty.extend(history.empty)
         return merged
 
 
@@ -163,10 +177,13 @@ def encode_record(record: Attempt | Published) -> str:
     )
 
 
-def _str(obj: dict[str, object], name: str) -> str:
+def _str(obj: dict[str, object], name: str, escaped: bool) -> str:
     value = obj.get(name)
     if not isinstance(value, str):
         raise ValueError(_bad(obj, name, "a string"))
+    # A lone surrogate can only come from a \u escape (the bytes were decoded as strict UTF-8).
+    if escaped and (surrogate := lone_surrogate(value)) is not None:
+        raise ValueError(f"field {name!r} is not valid Unicode (lone surrogate {surrogate})")
     return value
 
 
@@ -187,21 +204,21 @@ def _seconds(obj: dict[str, object], name: str) -> float:
 def _bad(obj: dict[str, object], name: str, expected: str) -> str:
     if name not in obj:
         return f"missing field {name!r}"
-    return f"field {name!r} must be {expected}, got {obj[name]!r}"
+    return f"field {name!r} must be {expected}, got {short_repr(obj[name])}"
 
 
 def _parse(line: str) -> Attempt | Published:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    obj = loads(line)  # StrictJSONError is a ValueError
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    escaped = "\\u" in line
     if "published" in obj:
         if obj["published"] is not True:
-            raise ValueError(f"field 'published' must be true, got {obj['published']!r}")
+            raise ValueError(f"field 'published' must be true, got {short_repr(obj['published'])}")
         return Published(
-            key=_str(obj, "key"), seq=_int(obj, "seq"), message_id=_str(obj, "message_id")
+            key=_str(obj, "key", escaped),
+            seq=_int(obj, "seq"),
+            message_id=_str(obj, "message_id", escaped),
         )
     attempt = _int(obj, "attempt")
     if attempt < 1:
@@ -210,13 +227,13 @@ def _parse(line: str) -> Attempt | Published:
     end = _seconds(obj, "end")
     if end < start:
         raise ValueError(f"'end' ({end!r}) is before 'start' ({start!r})")
-    outcome = _str(obj, "outcome")
+    outcome = _str(obj, "outcome", escaped)
     if not outcome:
         raise ValueError("field 'outcome' must not be empty")
     return Attempt(
-        key=_str(obj, "key"),
-        consumer=_str(obj, "consumer"),
-        message_id=_str(obj, "message_id"),
+        key=_str(obj, "key", escaped),
+        consumer=_str(obj, "consumer", escaped),
+        message_id=_str(obj, "message_id", escaped),
         seq=_int(obj, "seq"),
         attempt=attempt,
         start=start,
@@ -246,7 +263,8 @@ def read_history(
     """Read and merge history files (one per consumer process, typically).
 
     Blank lines are ignored. A path given twice is read once, so a shell glob that overlaps an
-    explicit name does not double every record.
+    explicit name does not double every record. Files that hold no record are listed in
+    :attr:`History.empty`.
 
     Args:
         paths: the files; a single path is accepted too.
@@ -271,9 +289,12 @@ def read_history(
 
 
 def _read_file(path: str | Path, history: History, skip_malformed: bool) -> None:
+    records = 0
     with open(path, "rb") as stream:
-        for line_no, raw in enumerate(stream, start=1):
+        for line_no, raw in read_lines(stream, MAX_LINE_BYTES):
             try:
+                if raw is None:
+                    raise ValueError(f"line longer than {MAX_LINE_BYTES:,} bytes")
                 line = raw.decode("utf-8")
                 if not line.strip():
                     continue
@@ -283,6 +304,7 @@ def _read_file(path: str | Path, history: History, skip_malformed: bool) -> None
             except ValueError as exc:
                 error = HistoryFormatError(path, line_no, str(exc))
             else:
+                records += 1
                 if isinstance(record, Attempt):
                     history.attempts.append(record)
                 else:
@@ -291,26 +313,43 @@ def _read_file(path: str | Path, history: History, skip_malformed: bool) -> None
             if not skip_malformed:
                 raise error
             history.skipped.append(error)
+    if not records:
+        history.empty.append(str(path))
 
 
 def read_counters(path: str | Path) -> dict[str, int]:
     """Read final per-key counters: a JSON object mapping each key to an integer.
 
+    The file is strict JSON, as history lines are (no NaN, no key given twice, integers of
+    64 bits), with keys that are valid Unicode.
+
     Raises:
-        HistoryFormatError: the file is not such an object (line number 1 for a bad value).
+        HistoryFormatError: the file is not such an object (line number 1 when the problem
+            has no position, e.g. a bad value).
         OSError: the file cannot be read.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    data = Path(path).read_bytes()
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HistoryFormatError(path, exc.lineno, f"not valid JSON ({exc.msg})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        raise HistoryFormatError(path, line_no, f"not UTF-8 text ({exc.reason})") from None
+    try:
+        obj = loads(text)
+    except StrictJSONError as exc:
+        raise HistoryFormatError(path, exc.line, exc.reason) from None
     if not isinstance(obj, dict):
         raise HistoryFormatError(path, 1, "expected a JSON object mapping keys to counters")
     for key, value in obj.items():
         if isinstance(value, bool) or not isinstance(value, int):
             raise HistoryFormatError(
-                path, 1, f"counter of key {key!r} is not an integer: {value!r}"
+                path, 1, f"counter of key {short_repr(key)} is not an integer: {short_repr(value)}"
+            )
+        if (surrogate := lone_surrogate(key)) is not None:
+            raise HistoryFormatError(
+                path,
+                1,
+                f"key {short_repr(key)} is not valid Unicode (lone surrogate {surrogate})",
             )
     return obj
 

@@ -1,5 +1,9 @@
 """Terminal rendering of a checker :class:`~keylane.check.report.Report` with rich.
 
+Keys, consumer names, message ids and outcomes come from the history as they are: they are shown
+verbatim (never read as rich markup) and printable on any terminal (a lone surrogate is shown as
+its escape, ``\ud800``).
+
 This module imports rich and :mod:`keylane.check.report` only; no backend, no CLI framework.
 """
 
@@ -24,6 +28,15 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
     ("duplicates", "duplicates", "messages completed ok more than once"),
     ("lost_updates", "lost updates", "sum of max(0, completions - counter) per key"),
 )
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) shown as an escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def render_report(report: Report) -> RenderableType:
@@ -52,7 +65,7 @@ def _totals(report: Report) -> Text:
         line += f"; {t.skipped_lines} malformed lines skipped"
     if report.strict_order:
         line += "; strict order (no reordering excused)"
-    return Text(line, style="dim")
+    return Text(_printable(line), style="dim")
 
 
 def _counts(report: Report) -> Table:
@@ -84,7 +97,7 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) ->
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(_printable(cell)) for cell in row))
     return table
 
 

@@ -1,7 +1,8 @@
 """``keylane check FILE...``: check recorded histories for exclusivity and order anomalies.
 
 Thin: parsing options and choosing the exit code; the work is :mod:`keylane.check`.
-Exit codes: 0 clean, 1 anomalies found, 2 unreadable or malformed input.
+Exit codes: 0 clean, 1 anomalies found, 2 unreadable, malformed or empty input (raised here,
+reported by :mod:`keylane.cli.errors`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ import typer
 from rich.console import Console
 
 from keylane.check import check, read_counters, read_history, render_report
+from keylane.cli.errors import EXIT_OK, EXIT_VERDICT, say
 from keylane.errors import InvalidArgumentError
 
 __all__ = ["check_command"]
-
-EXIT_CLEAN = 0
-EXIT_ANOMALIES = 1
-EXIT_BAD_INPUT = 2
 
 _SHOWN_SKIPPED = 5
 
@@ -48,26 +46,25 @@ def check_command(
 ) -> None:
     """Check recorded histories: exclusivity, order, lost messages, duplicates, lost updates.
 
-    Exit codes: 0 no anomaly, 1 anomalies found, 2 unreadable or malformed input.
+    Exit codes: 0 no anomaly, 1 anomalies found, 2 unreadable, malformed or empty input.
     """
-    try:
-        history = read_history(files, skip_malformed=skip_malformed)
-        counter_values = None if counters is None else read_counters(counters)
-        report = check(
-            history, counters=counter_values, strict_order=strict_order, max_examples=max_examples
-        )
-    except InvalidArgumentError as exc:  # HistoryFormatError included
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except OSError as exc:
-        typer.echo(f"error: cannot read {exc.filename or ''}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    # Bad input raises (HistoryFormatError, OSError): keylane.cli.errors makes it exit 2.
+    history = read_history(files, skip_malformed=skip_malformed)
     for skipped in history.skipped[:_SHOWN_SKIPPED]:
-        typer.echo(f"warning: skipped {skipped}", err=True)
+        say(f"warning: skipped {skipped}")
     if len(history.skipped) > _SHOWN_SKIPPED:
-        typer.echo(f"warning: ... {len(history.skipped) - _SHOWN_SKIPPED} more skipped", err=True)
+        say(f"warning: ... {len(history.skipped) - _SHOWN_SKIPPED} more skipped")
+    for path in history.empty:
+        say(f"warning: {path} holds no records")
+    if not (history.attempts or history.published):
+        named = ", ".join(map(str, files)) if len(files) <= 3 else f"{len(files)} files"
+        raise InvalidArgumentError(f"no records in {named}: nothing to check")
+    counter_values = None if counters is None else read_counters(counters)
+    report = check(
+        history, counters=counter_values, strict_order=strict_order, max_examples=max_examples
+    )
     if json_output:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
         Console().print(render_report(report))
-    raise typer.Exit(EXIT_CLEAN if report.clean else EXIT_ANOMALIES)
+    raise typer.Exit(EXIT_OK if report.clean else EXIT_VERDICT)

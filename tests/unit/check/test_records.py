@@ -135,7 +135,7 @@ BAD_LINES = [
     (GOOD_ATTEMPT.replace('"seq":3,', ""), "missing field 'seq'"),
     (GOOD_ATTEMPT.replace('"attempt":1', '"attempt":0'), "field 'attempt' must be >= 1"),
     (GOOD_ATTEMPT.replace('"start":1.5', '"start":"1.5"'), "field 'start' must be a finite"),
-    (GOOD_ATTEMPT.replace('"end":2.0', '"end":NaN'), "field 'end' must be a finite"),
+    (GOOD_ATTEMPT.replace('"end":2.0', '"end":-1e999'), "field 'end' must be a finite"),
     (GOOD_ATTEMPT.replace('"end":2.0', '"end":1.0'), "'end' (1.0) is before 'start' (1.5)"),
     (GOOD_ATTEMPT.replace('"outcome":"ok"', '"outcome":""'), "'outcome' must not be empty"),
     (GOOD_ATTEMPT.replace('"key":"u1"', '"key":1'), "field 'key' must be a string"),

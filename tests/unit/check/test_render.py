@@ -49,3 +49,29 @@ def test_every_kind_of_anomaly_is_shown_with_an_example():
 def test_without_publications_the_loss_check_is_flagged():
     text = text_of(check(history(attempt("u1", 1, 0, 1))))
     assert "no publications recorded: lost messages not checked" in text
+
+
+def test_history_strings_are_shown_verbatim_never_as_markup():
+    # Given an anomaly on a key and consumers that look like rich markup
+    h = history(
+        attempt("[/bold]", 1, 0, 10, consumer="[red]c1"),
+        attempt("[/bold]", 2, 5, 6, consumer="c2[/]"),
+    )
+    # Then rendering neither raises MarkupError nor styles them: the text is verbatim
+    text = text_of(check(h))
+    assert "[/bold]" in text
+    assert "[red]c1" in text
+    assert "c2[/]" in text
+
+
+def test_a_lone_surrogate_is_shown_as_its_escape():
+    # Given an in-memory history (not read from a file) with a key UTF-8 cannot encode
+    h = history(
+        attempt("k\ud800", 1, 0, 10, outcome="o\udfff", consumer="c1"),
+        attempt("k\ud800", 1, 5, 6, consumer="c2"),
+    )
+    # Then the report is printable on a UTF-8 terminal, with the escape in place of the surrogate
+    text = text_of(check(h))
+    text.encode("utf-8")
+    assert "k\\ud800" in text
+    assert "o\\udfff" in text
