@@ -23,6 +23,8 @@ from keylane.lanes.handler import (
     HandlerContext,
     HandlerResultError,
     HandlerTimeoutError,
+    NoRetryError,
+    RetryLater,
 )
 from keylane.lanes.scheduler import DropCallback, Lanes
 from keylane.lanes.stats import LaneStats
@@ -44,6 +46,8 @@ __all__ = [
     "LaneGroup",
     "LaneStats",
     "Lanes",
+    "NoRetryError",
+    "RetryLater",
     "merge_stats",
     "producer_dead_letter_sink",
 ]

@@ -319,6 +319,7 @@ def merge_stats(snapshots: Iterable[LaneStats], *, state: str = "running") -> La
         abandoned=total("abandoned"),
         receive_errors=total("receive_errors"),
         dropped=total("dropped"),
+        postponed=total("postponed"),
     )
 
 

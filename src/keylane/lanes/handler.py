@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from keylane.brokers.base import Message
 from keylane.errors import KeylaneError
 
-__all__ = ["Handler", "HandlerContext", "HandlerResultError", "HandlerTimeoutError", "run_attempt"]
+__all__ = [
+    "Handler",
+    "HandlerContext",
+    "HandlerResultError",
+    "HandlerTimeoutError",
+    "NoRetryError",
+    "RetryLater",
+    "run_attempt",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,32 @@ class HandlerTimeoutError(KeylaneError, TimeoutError):
     Counted as a failed attempt. (A ``TimeoutError`` the handler raises itself is an ordinary
     failure and is passed on unchanged.)
     """
+
+
+class NoRetryError(KeylaneError):
+    """Raise it (or an error deriving from it) from a handler: retrying cannot help.
+
+    The attempt fails and the message goes straight to the exhausted policy (dead letter or
+    park) without its remaining attempts, e.g. an event that cannot be parsed.
+    """
+
+
+class RetryLater(KeylaneError):
+    """Raise it from a handler: not a failure; run the message again after ``delay`` seconds.
+
+    The message stays at the head of its key (order is kept), no attempt is consumed and the
+    key frees its slot while it waits, e.g. while a database is unreachable. A key can wait
+    this way for as long as the handler keeps asking.
+
+    Args:
+        delay: seconds to wait (>= 0).
+        reason: why, for logs and ``stats().parked_keys``-style diagnostics.
+    """
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        super().__init__(f"retry in {delay:g} s: {reason}" if reason else f"retry in {delay:g} s")
+        self.delay = max(0.0, float(delay))
+        self.reason = reason
 
 
 async def run_attempt(

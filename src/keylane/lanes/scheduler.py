@@ -22,7 +22,14 @@ from keylane.brokers.base import Consumer, Message
 from keylane.errors import AlreadyClosedError, InvalidArgumentError
 from keylane.lanes.config import ExhaustedPolicy, LaneConfig
 from keylane.lanes.deadletter import DeadLetterSink, describe_error, store_dead_letter
-from keylane.lanes.handler import Handler, HandlerContext, HandlerTimeoutError, run_attempt
+from keylane.lanes.handler import (
+    Handler,
+    HandlerContext,
+    HandlerTimeoutError,
+    NoRetryError,
+    RetryLater,
+    run_attempt,
+)
 from keylane.lanes.lane import Lane, LaneState
 from keylane.lanes.receiver import BufferGate, receive_loop, resolve_key
 from keylane.lanes.stats import LaneCounters, LaneStats, snapshot
@@ -433,6 +440,8 @@ class Lanes:
             counters.completed += 1
             await self._ack(message)
             return self._finish_head(lane)
+        if isinstance(error, RetryLater):
+            return self._retry_later(lane, error)
         counters.failed += 1
         if isinstance(error, HandlerTimeoutError):
             counters.timed_out += 1
@@ -442,7 +451,7 @@ class Lanes:
         if self._lost():
             self._drop(lane, keep_head=False)  # no retry here: the key's new owner has it
             return False
-        if lane.attempt < config.max_attempts:
+        if lane.attempt < config.max_attempts and not isinstance(error, NoRetryError):
             logger.debug("key %r attempt %d failed: %s", lane.key, lane.attempt, lane.last_error)
             counters.retried += 1
             self._retry_pending += 1
@@ -459,6 +468,22 @@ class Lanes:
             return False
         await self._ack(message)
         return self._finish_head(lane)
+
+    def _retry_later(self, lane: Lane, signal: RetryLater) -> bool:
+        """The handler asked to run the head again later: no attempt is consumed."""
+        lane.attempt -= 1
+        if self._phase is not _Phase.RUNNING:
+            return False
+        if self._lost():
+            self._drop(lane, keep_head=False)
+            return False
+        self._counters.postponed += 1
+        lane.last_error = describe_error(signal)
+        assert self._loop is not None
+        self._retry_pending += 1
+        lane.state = LaneState.RETRY
+        lane.retry_handle = self._loop.call_later(signal.delay, self._retry_due, lane)
+        return False
 
     def _finish_head(self, lane: Lane) -> bool:
         """Drop the finished head; returns whether the lane has another message."""

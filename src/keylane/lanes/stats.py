@@ -36,6 +36,7 @@ class LaneCounters:
     abandoned: int = 0
     receive_errors: int = 0
     dropped: int = 0
+    postponed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class LaneStats:
         receive_errors: ``receive()`` calls that raised.
         dropped: buffered messages given up without running because the consumer closed (left
             unacked, so the broker redelivers them to the keys' new owners).
+        postponed: attempts that asked to run again later (``RetryLater``); not failures.
     """
 
     time: float
@@ -104,6 +106,7 @@ class LaneStats:
     abandoned: int
     receive_errors: int
     dropped: int
+    postponed: int
 
     @property
     def in_flight(self) -> int:
@@ -176,4 +179,5 @@ def snapshot(
         abandoned=c.abandoned,
         receive_errors=c.receive_errors,
         dropped=c.dropped,
+        postponed=c.postponed,
     )

@@ -27,6 +27,8 @@ def test_public_names() -> None:
             "LaneGroup",
             "LaneStats",
             "Lanes",
+            "NoRetryError",
+            "RetryLater",
             "merge_stats",
             "producer_dead_letter_sink",
         ]
