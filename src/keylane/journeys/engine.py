@@ -21,10 +21,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from keylane.errors import InvalidArgumentError
 from keylane.journeys.decision import SYSTEM_JOURNEY, Decision, Reason, ReasonCode
 from keylane.journeys.events import MAX_ATTRIBUTES, Event, EventType
-from keylane.journeys.model import JourneySet
+from keylane.journeys.model import JourneySet, all_match
 from keylane.journeys.policies.consent import Keyword, classify
 from keylane.journeys.policies.zones import phone_location
 from keylane.journeys.runner import (
@@ -35,12 +37,22 @@ from keylane.journeys.runner import (
     wait_arrivals,
 )
 from keylane.journeys.sending import HELP_REPLY, START_CONFIRMATION, STOP_CONFIRMATION, send_reply
-from keylane.journeys.state import SubscriberState, new_state
-from keylane.journeys.work import Work, event_digest
+from keylane.journeys.state import (
+    STATE_VERSION,
+    SubscriberState,
+    new_state,
+    remember,
+    seen_before,
+)
+from keylane.journeys.work import Work, event_digest, prune_pending
 
 __all__ = ["decide"]
 
 _PROFILE_EVENTS = (EventType.SUBSCRIBED, EventType.PROFILE_UPDATED)
+#: Events with no effect of their own: only goals, waits and triggers can make them matter.
+_PLAIN_EVENTS = frozenset(
+    {EventType.PRODUCT_VIEWED, EventType.ADDED_TO_CART, EventType.CHECKOUT_STARTED}
+)
 
 
 def decide(
@@ -66,15 +78,27 @@ def decide(
         state = new_state(event.brand_id, event.subscriber_id)
     elif state.brand_id != event.brand_id or state.subscriber_id != event.subscriber_id:
         raise InvalidArgumentError(f"state: is for {state.key}, not for the event's {event.key}")
+    return _decide(state, event, now, journeys, fast=True)
+
+
+def _decide(
+    state: SubscriberState, event: Event, now: datetime, journeys: JourneySet, *, fast: bool
+) -> Decision:
     digest = event_digest(event.event_id)
-    if int.from_bytes(digest, "big") in state.seen:
+    if seen_before(state, digest):
         return Decision(
             new_state=state,
             duplicate=True,
             reasons=(Reason(ReasonCode.DUPLICATE, detail=event.event_id),),
         )
-    now = now.astimezone(UTC)
-    w = Work(state, event, now, int(now.timestamp() * 1000), digest, journeys)
+    if now.tzinfo is not UTC:
+        now = now.astimezone(UTC)
+    now_ms = int(now.timestamp() * 1000)
+    if fast:
+        decision = _unchanged_runs(state, event, now_ms, digest, journeys)
+        if decision is not None:
+            return decision
+    w = Work(state, event, now, now_ms, digest, journeys)
     if w.runs:
         drop_invalid_runs(w)
     kind = event.type
@@ -96,6 +120,73 @@ def decide(
     if kind in journeys.by_trigger:
         start_runs(w)
     return w.finish()
+
+
+def _unchanged_runs(
+    state: SubscriberState, event: Event, now_ms: int, digest: bytes, journeys: JourneySet
+) -> Decision | None:
+    """The common case, decided without a :class:`Work`: a shopping event that starts, ends and
+    moves no run (e.g. another product view while browse abandonment is running).
+
+    Returns ``None`` when the event may do more; the full path then decides it. Both paths give
+    the same decision (tests/unit/journeys/test_engine_properties.py checks it).
+    """
+    kind = event.type
+    if kind not in _PLAIN_EVENTS:
+        return None
+    runs = state.runs
+    if runs:
+        if kind in journeys.waited_for:
+            return None
+        for run in runs:
+            journey = journeys.journeys.get(run.journey)
+            if journey is None or run.step not in journey.steps:
+                return None
+        for journey in journeys.by_goal.get(kind, ()):
+            if state.run_of(journey.name) is not None:
+                return None
+    reasons = []
+    for journey in journeys.by_trigger.get(kind, ()):
+        trigger = journey.trigger
+        if trigger.where and not all_match(trigger.where, {"props": event.properties}):
+            continue
+        if state.opted_out:
+            reasons.append(
+                Reason(
+                    ReasonCode.SKIPPED_SUPPRESSED,
+                    journey.name,
+                    trigger.id,
+                    "opted out: run not started",
+                )
+            )
+            continue
+        if not journey.restart and state.run_of(journey.name) is not None:
+            reasons.append(
+                Reason(ReasonCode.REENTRY_BLOCKED, journey.name, trigger.id, "a run is active")
+            )
+            continue
+        last = state.last_started.get(journey.name)
+        if last is not None and now_ms - last < journey.min_interval_ms:
+            reasons.append(
+                Reason(
+                    ReasonCode.REENTRY_BLOCKED,
+                    journey.name,
+                    trigger.id,
+                    "within reentry.min_interval",
+                )
+            )
+            continue
+        return None
+    seen, seen_at = remember(state, digest, now_ms)
+    pending = prune_pending(state.pending, now_ms)
+    new = msgspec.structs.replace(
+        state,
+        version=STATE_VERSION,
+        seen=seen,
+        seen_at=seen_at,
+        pending=state.pending if pending is state.pending else tuple(pending),
+    )
+    return Decision(new_state=new, reasons=tuple(reasons))
 
 
 def _update_profile(w: Work) -> None:

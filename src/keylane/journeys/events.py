@@ -20,7 +20,7 @@ import enum
 import re
 import zoneinfo
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -202,7 +202,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
         brand_id=wire.brand_id,
         subscriber_id=wire.subscriber_id,
         type=wire.type,
-        occurred_at=occurred_at.astimezone(zoneinfo.ZoneInfo("UTC")),
+        occurred_at=occurred_at.astimezone(UTC),
         properties=properties,
     )
 

@@ -10,7 +10,8 @@ It stays bounded however long the subscriber lives (docs/journeys.md, "State"):
 - finished runs are dropped (only each journey's last start time is kept, for re-entry);
 - send times are pruned past the longest cap window and capped at ``caps.MAX_KEPT``;
 - pending sends are dropped once they expire; at most :data:`MAX_PENDING` are kept;
-- the dedupe window holds the 64-bit hashes of the last :data:`DEDUPE_WINDOW` event ids, none
+- the dedupe window holds the 8-byte hashes of the last :data:`DEDUPE_WINDOW` event ids
+  (``seen``, concatenated) and when each was decided (``seen_at``, 4-byte epoch seconds), none
   older than :data:`DEDUPE_MAX_AGE_MS`.
 
 Times are epoch milliseconds (UTC). Imports msgspec and the domain's errors only.
@@ -36,6 +37,8 @@ __all__ = [
     "decode_state",
     "encode_state",
     "new_state",
+    "remember",
+    "seen_before",
 ]
 
 #: The state schema version this keylane writes (and the newest it reads).
@@ -115,8 +118,8 @@ class SubscriberState(msgspec.Struct, frozen=True, array_like=True):
     sms_sends: tuple[int, ...] = ()
     email_sends: tuple[int, ...] = ()
     last_started: dict[str, int] = {}
-    seen: tuple[int, ...] = ()
-    seen_ms: tuple[int, ...] = ()
+    seen: bytes = b""
+    seen_at: bytes = b""
 
     @property
     def key(self) -> str:
@@ -129,6 +132,30 @@ class SubscriberState(msgspec.Struct, frozen=True, array_like=True):
             if run.journey == journey:
                 return run
         return None
+
+
+def seen_before(state: SubscriberState, digest: bytes) -> bool:
+    """True when the event with this 8-byte digest is in the dedupe window."""
+    seen = state.seen
+    index = seen.find(digest)
+    while index != -1 and index % 8:
+        index = seen.find(digest, index + 1)
+    return index != -1
+
+
+def remember(state: SubscriberState, digest: bytes, now_ms: int) -> tuple[bytes, bytes]:
+    """``(seen, seen_at)`` with this event added, the oldest and the too old dropped."""
+    seen, seen_at = state.seen, state.seen_at
+    drop = len(seen) // 8 - DEDUPE_WINDOW + 1
+    now_s = now_ms // 1000
+    horizon = now_s - DEDUPE_MAX_AGE_MS // 1000
+    if drop > 0 or (seen_at and int.from_bytes(seen_at[:4], "big") < horizon):
+        start = max(drop, 0)
+        count = len(seen_at) // 4
+        while start < count and int.from_bytes(seen_at[4 * start : 4 * start + 4], "big") < horizon:
+            start += 1
+        seen, seen_at = seen[8 * start :], seen_at[4 * start :]
+    return seen + digest, seen_at + max(now_s, 0).to_bytes(4, "big")
 
 
 def new_state(brand_id: str, subscriber_id: str) -> SubscriberState:

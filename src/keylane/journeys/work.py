@@ -10,6 +10,7 @@ Imports the standard library, msgspec and the domain only.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,17 +18,16 @@ from keylane.journeys.decision import Decision, Reason, ReasonCode, SendIntent, 
 from keylane.journeys.events import Event
 from keylane.journeys.model import BrandConfig, JourneySet
 from keylane.journeys.state import (
-    DEDUPE_MAX_AGE_MS,
-    DEDUPE_WINDOW,
     MAX_PENDING,
     STATE_VERSION,
     Pending,
     Run,
     SubscriberState,
     Timer,
+    remember,
 )
 
-__all__ = ["Work", "event_digest", "from_ms", "idempotency_key"]
+__all__ = ["Work", "event_digest", "from_ms", "idempotency_key", "prune_pending"]
 
 
 def event_digest(event_id: str) -> bytes:
@@ -41,6 +41,13 @@ def idempotency_key(
     """The send's key: a hash of its journey position, never of time, attempt or chance."""
     text = "\x1f".join((brand, subscriber, journey, run_id, step, str(occurrence)))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def prune_pending(pending: Sequence[Pending], now_ms: int) -> Sequence[Pending]:
+    """``pending`` (sorted by expiry) without the expired, at most ``MAX_PENDING`` kept."""
+    if pending and (len(pending) > MAX_PENDING or pending[0].expires_ms < now_ms):
+        return [p for p in pending if p.expires_ms >= now_ms][-MAX_PENDING:]
+    return pending
 
 
 def from_ms(ms: int) -> datetime:
@@ -177,20 +184,8 @@ class Work:
 
     def finish(self) -> Decision:
         """Freeze the new state and the effects."""
-        now_ms = self.now_ms
-        seen, seen_ms = self.state.seen, self.state.seen_ms
-        horizon = now_ms - DEDUPE_MAX_AGE_MS
-        keep = len(seen) - DEDUPE_WINDOW + 1
-        if keep > 0 or (seen_ms and seen_ms[0] < horizon):
-            start = max(keep, 0)
-            while start < len(seen_ms) and seen_ms[start] < horizon:
-                start += 1
-            seen, seen_ms = seen[start:], seen_ms[start:]
-        pending = self.pending
-        if pending and (len(pending) > MAX_PENDING or pending[0].expires_ms < now_ms):
-            pending = sorted(
-                (p for p in pending if p.expires_ms >= now_ms), key=lambda p: p.expires_ms
-            )[-MAX_PENDING:]
+        seen, seen_at = remember(self.state, self.digest, self.now_ms)
+        pending = prune_pending(self.pending, self.now_ms)
         state = SubscriberState(
             STATE_VERSION,
             self.state.brand_id,
@@ -213,8 +208,8 @@ class Work:
             self.sms_sends,
             self.email_sends,
             self.last_started,
-            (*seen, int.from_bytes(self.digest, "big")),
-            (*seen_ms, now_ms),
+            seen,
+            seen_at,
         )
         return Decision(
             new_state=state,
