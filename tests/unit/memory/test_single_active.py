@@ -8,7 +8,7 @@ import pytest
 
 from keylane.brokers.base import DeadLetterPolicy, InitialPosition, SubscriptionType
 from keylane.brokers.memory import MemoryBroker, MemoryBrokerConfig
-from keylane.brokers.memory.single import failover_ring_index
+from keylane.brokers.memory.failover import ActiveConsumerSelector
 from keylane.errors import ConsumerBusyError, SubscriptionTypeMismatchError
 from tests.unit.memory.conftest import drain, send, subscribe, texts
 
@@ -93,11 +93,23 @@ async def test_case_7_and_8_no_delay_no_dead_letters(broker: MemoryBroker) -> No
     assert await drain(dlq) == []
 
 
+class Candidate:
+    """A consumer as the active-consumer selector sees it."""
+
+    def __init__(self, name: str, priority: int = 0) -> None:
+        self.name = name
+        self.priority = priority
+
+
 def test_case_9_failover_ring_vectors() -> None:
-    names = ("consumer-a", "consumer-b")
-    picks = [
-        names[failover_ring_index(names, f"persistent://public/default/t{i}")] for i in (1, 2, 3, 4)
-    ]
+    picks = []
+    for i in (1, 2, 3, 4):
+        selector = ActiveConsumerSelector[Candidate](f"persistent://public/default/t{i}", None)
+        for name in ("consumer-a", "consumer-b"):
+            selector.add(Candidate(name))
+        active = selector.active()
+        assert active is not None
+        picks.append(active.name)
     assert picks == ["consumer-a", "consumer-b", "consumer-a", "consumer-a"]
 
 
