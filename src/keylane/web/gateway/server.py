@@ -126,7 +126,10 @@ class GatewayServer:
         return self.url
 
     def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only then,
+        # and without it every answer waits ~40 ms for a delayed ACK (Nagle).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self._host, self._port))
@@ -251,7 +254,10 @@ async def _serve(server: GatewayServer) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the gateway until SIGINT or SIGTERM. Returns the exit code (2 on bad options)."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         server = GatewayServer(args.host, args.port, args.log)
         asyncio.run(_serve(server))
