@@ -3,7 +3,7 @@
 Thin: parses options into a :class:`~keylane.sim.compare.CompareConfig` and calls
 :func:`~keylane.sim.compare.run_compare`. Exit codes: 0 the comparison ran (anomalies of the
 ``shared`` baseline are results, not failures), 1 every requested strategy was skipped,
-2 bad options or a broker/strategy failure.
+2 bad options or a broker/strategy failure (raised here, reported by :mod:`keylane.cli.errors`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from keylane.errors import InvalidArgumentError, KeylaneError
+from keylane.cli.errors import EXIT_VERDICT
+from keylane.errors import InvalidArgumentError
 from keylane.locks.base import DEFAULT_LOCK_TTL, DEFAULT_REDIS_URL, REDIS_URL_ENV
 from keylane.sim.compare import CompareConfig, run_compare
 from keylane.sim.handler import HandlerConfig
@@ -32,10 +34,6 @@ __all__ = ["compare_command"]
 #: Offered load of the head-of-line scenario unless --rate says otherwise: well below the
 #: serial strategies' capacity (4 consumers / ~6 ms = ~640 events/s).
 STUCK_DEFAULT_RATE = 400.0
-
-EXIT_OK = 0
-EXIT_ALL_SKIPPED = 1
-EXIT_ERROR = 2
 
 #: ``typer.Option`` in each help panel.
 _run = functools.partial(typer.Option, rich_help_panel="Run")
@@ -56,6 +54,17 @@ def _broker_options(broker: str, pulsar_admin_url: str | None) -> dict[str, obje
     if pulsar_admin_url:
         options["admin_url"] = pulsar_admin_url
     return options
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Fail now, not after the whole run, if ``path`` cannot be written."""
+    parent = path.parent
+    if path.is_dir():
+        raise InvalidArgumentError(f"{option} {path} is a directory, not a file")
+    if not parent.is_dir():
+        raise InvalidArgumentError(f"{option} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidArgumentError(f"{option} {path}: not writable")
 
 
 def compare_command(
@@ -136,56 +145,52 @@ def compare_command(
     err = Console(stderr=True)
     if stuck_key and rate is None:
         rate = STUCK_DEFAULT_RATE
-    try:
-        config = CompareConfig(
-            strategies=tuple(parse_strategy_names(strategies)),
-            broker_url=broker,
-            broker_options=_broker_options(broker, pulsar_admin_url),
-            redis_url=redis,
-            duration=duration,
-            warmup=warmup,
-            rate=rate,
-            window=window,
-            drain_timeout=drain_timeout,
-            publishers=publishers,
-            stuck=stuck_key,
-            stuck_at=stuck_at,
-            history_dir=history,
-            workload=WorkloadConfig(
-                users=users,
-                mean_burst=mean_burst,
-                burst_shape=burst_shape,
-                max_burst=max_burst,
-                skew=skew,
-                hot_users=hot_users,
-                hot_share=hot_share,
-                seed=seed,
-            ),
-            handler=HandlerConfig(
-                latency_median=latency_ms / 1000,
-                latency_sigma=latency_sigma,
-                stuck_for=stuck_for,
-                seed=seed,
-            ),
-            strategy=StrategyConfig(
-                consumers=consumers,
-                max_in_flight=max_in_flight,
-                handler_timeout=handler_timeout,
-                lock_ttl=lock_ttl,
-                contention=contention,
-                nack_delay=nack_delay,
-                lock_wait=lock_wait,
-            ),
-        )
-    except InvalidArgumentError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(EXIT_ERROR) from None
-    try:
-        with RichObserver(err) as observer:
-            result = asyncio.run(run_compare(config, observer))
-    except KeylaneError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(EXIT_ERROR) from None
+    if json_path is not None:
+        _check_writable(json_path, "--json")
+    # Bad options raise InvalidArgumentError, a failed run KeylaneError: keylane.cli.errors
+    # prints them in one line and exits 2.
+    config = CompareConfig(
+        strategies=tuple(parse_strategy_names(strategies)),
+        broker_url=broker,
+        broker_options=_broker_options(broker, pulsar_admin_url),
+        redis_url=redis,
+        duration=duration,
+        warmup=warmup,
+        rate=rate,
+        window=window,
+        drain_timeout=drain_timeout,
+        publishers=publishers,
+        stuck=stuck_key,
+        stuck_at=stuck_at,
+        history_dir=history,
+        workload=WorkloadConfig(
+            users=users,
+            mean_burst=mean_burst,
+            burst_shape=burst_shape,
+            max_burst=max_burst,
+            skew=skew,
+            hot_users=hot_users,
+            hot_share=hot_share,
+            seed=seed,
+        ),
+        handler=HandlerConfig(
+            latency_median=latency_ms / 1000,
+            latency_sigma=latency_sigma,
+            stuck_for=stuck_for,
+            seed=seed,
+        ),
+        strategy=StrategyConfig(
+            consumers=consumers,
+            max_in_flight=max_in_flight,
+            handler_timeout=handler_timeout,
+            lock_ttl=lock_ttl,
+            contention=contention,
+            nack_delay=nack_delay,
+            lock_wait=lock_wait,
+        ),
+    )
+    with RichObserver(err) as observer:
+        result = asyncio.run(run_compare(config, observer))
     out = Console()
     if not out.is_terminal:
         out = Console(width=140)  # a pipe or file still gets the whole table
@@ -195,4 +200,4 @@ def compare_command(
     if json_path is not None:
         json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     if all(row.skipped is not None for row in result.results):
-        raise typer.Exit(EXIT_ALL_SKIPPED)
+        raise typer.Exit(EXIT_VERDICT)

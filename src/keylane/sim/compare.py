@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -38,7 +39,7 @@ from keylane.errors import InvalidArgumentError, KeylaneError
 from keylane.locks.base import DEFAULT_REDIS_URL, LOCK_KEY_PREFIX, KeyLock
 from keylane.sim.handler import DecisionHandler, HandlerConfig
 from keylane.sim.publisher import ClosedLoopPublisher
-from keylane.sim.results import CompareResult, StrategyResult
+from keylane.sim.results import CompareResult, StrategyResult, throughput
 from keylane.sim.state import MemoryStateStore
 from keylane.sim.stats import summarize
 from keylane.sim.workload import STUCK_USER, Workload, WorkloadConfig
@@ -268,7 +269,7 @@ async def run_strategy(
     return StrategyResult(
         name=name,
         summary=strategy.summary,
-        throughput=publisher.measured_completions / publisher.measured_seconds,
+        throughput=throughput(publisher.measured_completions, publisher.measured_seconds),
         latency=summarize(publisher.latencies + publisher.stuck_latencies),
         others=summarize(publisher.latencies) if config.stuck else None,
         stuck=summarize(publisher.stuck_latencies) if config.stuck else None,
@@ -324,8 +325,10 @@ async def run_compare(
     has ``skipped`` set, with the reason) and the others still run.
 
     Raises:
+        InvalidArgumentError: ``history_dir`` cannot be created or written (checked first).
         KeylaneError: a broker or strategy failed.
     """
+    _prepare_history_dir(config.history_dir)
     run_id = f"{int(time.time())}-{secrets.token_hex(3)}"
     lock_prefix = f"{LOCK_KEY_PREFIX}{run_id}:"
     lock_problem = None
@@ -339,6 +342,22 @@ async def run_compare(
             if observer is not None:
                 observer.finished(result)
     return CompareResult(results=results, workload=config.describe(), stuck=config.stuck)
+
+
+def _prepare_history_dir(path: Path | None) -> None:
+    """Create ``history_dir`` before anything runs, so a bad path fails in a second, not later."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise InvalidArgumentError(f"history_dir {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"history_dir {path} cannot be created: {exc.strerror or exc}"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InvalidArgumentError(f"history_dir {path} is not writable")
 
 
 def _history_path(config: CompareConfig, name: str, suffix: str) -> Path | None:

@@ -40,6 +40,11 @@ __all__ = ["ClosedLoopPublisher"]
 
 _Done = None  # queue sentinel
 
+#: Longest the closed loop fills the window without yielding to the event loop, seconds. Short
+#: enough for timers and sends to run; long enough that a window with room fills at once, as if
+#: the loop never yielded (which keeps the comparison saturated).
+_YIELD_EVERY = 0.005
+
 
 class ClosedLoopPublisher:
     """Publishes sessions while at most ``window`` events are outstanding.
@@ -212,6 +217,7 @@ class ClosedLoopPublisher:
         stuck_due = measure_from + self.stuck_at if self.stuck_user is not None else None
         begin = loop.call_at(measure_from, self._begin_measuring)
         due = start
+        yielded = start
         try:
             while self._error is None:
                 if stuck_due is not None and loop.time() >= stuck_due:
@@ -223,6 +229,8 @@ class ClosedLoopPublisher:
                     session = self.workload.next_session()
                 if rate is not None:
                     if due >= end:
+                        # Nothing more is due in time: the phases still last until ``end``.
+                        await asyncio.sleep(max(end - loop.time(), 0.0))
                         break
                     if due > loop.time():
                         await asyncio.sleep(due - loop.time())
@@ -234,6 +242,11 @@ class ClosedLoopPublisher:
                     self._pending.add((event.user, event.seq))
                 index = zlib.crc32(session.user.encode()) % len(queues)
                 queues[index].put_nowait(session)
+                if loop.time() - yielded >= _YIELD_EVERY:
+                    # A window that never fills would otherwise keep the loop from running the
+                    # sends, the completions and the phase timer until the deadline.
+                    await asyncio.sleep(0)
+                    yielded = loop.time()
         finally:
             begin.cancel()
             stop = min(loop.time(), end)

@@ -53,7 +53,7 @@ def render_compare(result: CompareResult) -> RenderableType:
             continue
         cells: list[RenderableType] = [
             row.name,
-            f"{row.throughput:,.0f}",
+            "-" if math.isnan(row.throughput) else f"{row.throughput:,.0f}",
             _ms(row.latency.p50_ms),
             _ms(row.latency.p99_ms),
             _ms(row.latency.max_ms),
@@ -139,10 +139,10 @@ class RichObserver:
             transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
+        self._shown = False
 
     def __enter__(self) -> Self:
-        self._progress.start()
-        return self
+        return self  # the display starts with the first strategy: an early error prints alone
 
     def __exit__(
         self,
@@ -150,9 +150,13 @@ class RichObserver:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._progress.stop()
+        if self._shown:
+            self._progress.stop()
 
     def started(self, name: str, duration: float) -> None:
+        if not self._shown:
+            self._shown = True
+            self._progress.start()
         self._tasks[name] = self._progress.add_task(
             name, total=duration, name=name, status="starting"
         )
@@ -171,7 +175,8 @@ class RichObserver:
             return
         if task is None:
             return
-        status = f"{result.throughput:,.0f} msg/s, p99 {_ms(result.latency.p99_ms)} ms" + (
+        rate = "-" if math.isnan(result.throughput) else f"{result.throughput:,.0f}"
+        status = f"{rate} msg/s, p99 {_ms(result.latency.p99_ms)} ms" + (
             "" if result.correct else " - anomalies"
         )
         total = self._progress.tasks[task].total or 0.0

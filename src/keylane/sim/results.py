@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 
 from keylane.sim.stats import LatencySummary, summarize
 
-__all__ = ["CompareResult", "StrategyResult"]
+__all__ = ["CompareResult", "StrategyResult", "throughput"]
+
+
+def throughput(completions: int, seconds: float) -> float:
+    """``completions / seconds``, or NaN when the phase had no length (nothing was measured)."""
+    return completions / seconds if seconds > 0 else math.nan
 
 
 def _round(value: float, digits: int = 3) -> float | None:

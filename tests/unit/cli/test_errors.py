@@ -42,8 +42,8 @@ def test_bench_pulsar_with_an_unreachable_url():
         ),
         (
             ["demo", "--seconds", "x"],
-            "error: Invalid value for '--seconds': Input should be a valid number, unable to parse string as a number "
-            "(see 'keylane demo --help')",
+            "error: Invalid value for '--seconds': Input should be a valid number, "
+            "unable to parse string as a number (see 'keylane demo --help')",
         ),
         (
             ["compare", "--consumers", "0"],

@@ -119,6 +119,12 @@ class PulsarBroker(Broker):
             raise InvalidArgumentError(
                 f"service_url must look like 'pulsar://host:6650', got {service_url!r}"
             )
+        try:
+            port = parsed.port
+        except ValueError:  # not a number in 0..65535: "pulsar://host:x"
+            raise InvalidArgumentError(
+                f"service_url must look like 'pulsar://host:6650', got {service_url!r}"
+            ) from None
         if not isinstance(admin_url, str) or urlparse(admin_url).scheme not in ("http", "https"):
             raise InvalidArgumentError(f"admin_url must be an http(s) URL, got {admin_url!r}")
         if log_level is not None and log_level not in LOG_LEVELS:
@@ -132,7 +138,7 @@ class PulsarBroker(Broker):
         self.service_url = service_url
         self.admin_url = admin_url
         self._host = parsed.hostname
-        self._port = parsed.port or (6651 if parsed.scheme == "pulsar+ssl" else 6650)
+        self._port = port or (6651 if parsed.scheme == "pulsar+ssl" else 6650)
         self._operation_timeout = to_seconds(operation_timeout, "operation_timeout")
         self._connection_timeout = to_seconds(connection_timeout, "connection_timeout")
         if self._operation_timeout < 1 or self._connection_timeout <= 0:
