@@ -53,7 +53,7 @@ _BRAND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PRINTABLE_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,128}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 _WHERE = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
-_MISSING = re.compile(r"missing required field `([^`]+)`")
+_NAMED = re.compile(r"(missing required|contains unknown) field `([^`]+)`")
 
 
 class EventType(enum.StrEnum):
@@ -148,10 +148,10 @@ def _validation_error(exc: msgspec.ValidationError, prefix: str = "") -> EventEr
     text = str(exc)
     match = _WHERE.match(text)
     field, message = (match.group(2), match.group(1)) if match else ("", text)
-    missing = _MISSING.search(message)
-    if missing:
-        field = f"{field}.{missing.group(1)}" if field else missing.group(1)
-        message = "is required"
+    named = _NAMED.search(message)
+    if named:
+        field = f"{field}.{named.group(2)}" if field else named.group(2)
+        message = "is required" if named.group(1).startswith("missing") else "unknown field"
     field = f"{prefix}.{field}" if prefix and field else (prefix or field)
     return EventError(field, message[:1].lower() + message[1:])
 

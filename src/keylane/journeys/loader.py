@@ -67,7 +67,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _BRAND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _WHERE = re.compile(r"^(.*) - at `\$\.?([^`]*)`$")
-_MISSING = re.compile(r"missing required field `([^`]+)`")
+_NAMED = re.compile(r"(missing required|contains unknown) field `([^`]+)`")
 _MAX_DURATION_MS = 365 * 86_400_000
 
 _DEFAULT_HELP = (
@@ -99,11 +99,11 @@ class _Context:
             text = str(exc)
             match = _WHERE.match(text)
             field, message = (match.group(2), match.group(1)) if match else ("", text)
-            missing = _MISSING.search(message)
-            if missing:
-                field, message = (
-                    (f"{field}.{missing.group(1)}" if field else missing.group(1)),
-                    ("is required"),
+            named = _NAMED.search(message)
+            if named:
+                field = f"{field}.{named.group(2)}" if field else named.group(2)
+                message = (
+                    "is required" if named.group(1).startswith("missing") else "unknown field"
                 )
             raise self.error(message[:1].lower() + message[1:], journey, step, field) from None
 

@@ -199,7 +199,10 @@ def parse_hhmm(text: str, *, allow_24: bool = False) -> int:
     """
     if text == "24:00" and allow_24:
         return 1440
-    parsed = time.fromisoformat(text) if len(text) == 5 and text[2] == ":" else None
+    try:
+        parsed = time.fromisoformat(text) if len(text) == 5 and text[2] == ":" else None
+    except ValueError:
+        parsed = None
     if parsed is None:
-        raise ValueError(f"expected HH:MM, got {text!r}")
+        raise ValueError(f"expected HH:MM (00:00-23:59), got {text!r}")
     return parsed.hour * 60 + parsed.minute
