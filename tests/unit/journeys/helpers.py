@@ -97,7 +97,7 @@ class Subscriber:
 
     def run_until(self, until: datetime) -> list[Decision]:
         """Fire every timer due up to ``until``, in due order, each at its due time."""
-        out = []
+        out: list[Decision] = []
         while True:
             due = sorted((at, tid) for tid, at in self.timers.items() if at <= until)
             if not due:

@@ -44,7 +44,7 @@ def test_every_rule_must_hold():
 
 
 def test_the_legal_rule_is_three_per_rolling_day():
-    assert LEGAL_RULE == CapRule(3, DAY_MS)
+    assert CapRule(3, DAY_MS) == LEGAL_RULE
     sent = (T, T + 1, T + 2)
     assert not allows(sent, T + DAY_MS - 1, (LEGAL_RULE,))
     assert allows(sent, T + DAY_MS, (LEGAL_RULE,))

@@ -47,5 +47,5 @@ def test_normalise_trims_folds_and_strips_punctuation():
     assert normalise("stop\tall") == "STOP ALL"
     assert normalise("S.T.O.P") == "STOP"
     assert {normalise(w) for w in OPT_OUTS} == OPT_OUT_WORDS
-    assert OPT_IN_WORDS == {"START", "UNSTOP", "YES"}
-    assert HELP_WORDS == {"HELP", "INFO"}
+    assert {"START", "UNSTOP", "YES"} == OPT_IN_WORDS
+    assert {"HELP", "INFO"} == HELP_WORDS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from keylane.journeys import Event, EventError, EventType, parse_event, subscrib
 from keylane.journeys.events import MAX_PROPERTIES_BYTES
 
 
-def body(**overrides):
+def body(**overrides: Any) -> dict[str, Any]:
     base = {
         "event_id": "e-1",
         "brand_id": "acme",

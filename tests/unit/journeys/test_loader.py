@@ -1,4 +1,4 @@
-"""loader: the shipped file loads; every journeys-file error names the file, journey, step, field."""
+"""loader: the shipped file loads; every file error names the file, journey, step and field."""
 
 from __future__ import annotations
 
@@ -53,15 +53,20 @@ def test_the_shipped_file_loads_with_the_four_journeys(journeys):
     assert cart.goals == {EventType.ORDER_PLACED}
     assert cart.max_lateness_ms == 12 * 3_600_000
     first_wait = cart.steps["wait_for_order"]
-    assert isinstance(first_wait, WaitFor) and first_wait.timeout_ms == 30 * 60_000
+    assert isinstance(first_wait, WaitFor)
+    assert first_wait.timeout_ms == 30 * 60_000
     second_wait = cart.steps["wait_for_order_again"]
-    assert isinstance(second_wait, WaitFor) and second_wait.timeout_ms == 24 * 3_600_000
+    assert isinstance(second_wait, WaitFor)
+    assert second_wait.timeout_ms == 24 * 3_600_000
     email = cart.steps["cart_email"]
-    assert isinstance(email, Send) and email.channel is Channel.EMAIL
+    assert isinstance(email, Send)
+    assert email.channel is Channel.EMAIL
     post = journeys.journeys["post_purchase"]
     wait = post.steps["wait_an_hour"]
-    assert isinstance(wait, Wait) and wait.duration_ms == 3_600_000
-    assert post.restart and post.min_interval_ms == 0
+    assert isinstance(wait, Wait)
+    assert wait.duration_ms == 3_600_000
+    assert post.restart
+    assert post.min_interval_ms == 0
     welcome_sms = journeys.journeys["welcome"].steps["welcome_sms"]
     assert isinstance(welcome_sms, Send)
     assert welcome_sms.message_class is MessageClass.TRANSACTIONAL
@@ -80,11 +85,13 @@ def test_the_default_file_is_package_data():
 def test_a_minimal_file_gets_the_documented_defaults():
     journeys = parse(MINIMAL)
     cart = journeys.journeys["cart"]
-    assert cart.min_interval_ms == 86_400_000 and not cart.restart
+    assert cart.min_interval_ms == 86_400_000
+    assert not cart.restart
     assert cart.max_lateness_ms == 12 * 3_600_000
     assert cart.trigger_keys == ("product_name",)
     sms = cart.steps["sms"]
-    assert isinstance(sms, Send) and sms.next == "exit"
+    assert isinstance(sms, Send)
+    assert sms.next == "exit"
     assert sms.message_class is MessageClass.MARKETING
     brand = journeys.brand("anyone")
     assert brand.timezones == ("America/New_York",)
@@ -241,5 +248,5 @@ def test_durations(text, ms):
 
 @pytest.mark.parametrize("text", ["", "1w", "1.5h", "h", "400d"])
 def test_bad_durations(text):
-    with pytest.raises(ValueError, match="duration|at most"):
+    with pytest.raises(ValueError, match=r"duration|at most"):
         duration_ms(text)

@@ -25,8 +25,10 @@ LA = ZoneInfo("America/Los_Angeles")
 OPEN_ALL_DAY = Window(0, 1440)
 
 
-def local(zone, *args):
-    return datetime(*args, tzinfo=zone).astimezone(UTC)
+def local(zone: ZoneInfo, *fields: int) -> datetime:
+    """The UTC instant of a wall-clock time in ``zone``."""
+    year, month, day, hour, minute, second = (*fields, 0, 0, 0)[:6]
+    return datetime(year, month, day, hour, minute, second, tzinfo=zone).astimezone(UTC)
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def test_a_newer_version_is_refused_clearly():
 @pytest.mark.parametrize("data", [b"", b"\xc1", msgspec.msgpack.encode({"a": 1}),
                                   msgspec.msgpack.encode([1, 2, 3])])  # fmt: skip
 def test_garbage_is_a_state_error(data):
-    with pytest.raises(StateError, match="^state: "):
+    with pytest.raises(StateError, match=r"^state: "):
         decode_state(data)
 
 
@@ -68,10 +68,12 @@ def test_the_dedupe_window_keeps_the_last_64_and_forgets_the_old():
         seen, seen_at = remember(state, digest, T + index)
         state = msgspec.structs.replace(state, seen=seen, seen_at=seen_at)
     assert len(state.seen) == 8 * DEDUPE_WINDOW
-    assert seen_before(state, digests[-1]) and seen_before(state, digests[-DEDUPE_WINDOW])
+    assert seen_before(state, digests[-1])
+    assert seen_before(state, digests[-DEDUPE_WINDOW])
     assert not seen_before(state, digests[-DEDUPE_WINDOW - 1])
     # A digest straddling two stored ones is not a match (alignment is checked).
     assert not seen_before(state, digests[-2][4:] + digests[-1][:4])
     later = T + DEDUPE_MAX_AGE_MS + 1000 * DEDUPE_WINDOW
     seen, seen_at = remember(state, b"\xff" * 8, later)
-    assert seen == b"\xff" * 8 and len(seen_at) == 4
+    assert seen == b"\xff" * 8
+    assert len(seen_at) == 4

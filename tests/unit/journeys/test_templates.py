@@ -12,7 +12,8 @@ CONTEXT = {"brand": {"id": "acme", "name": "Acme"}, "profile": {"first_name": "A
 
 def test_renders_with_the_four_variables_and_strips_whitespace():
     template = compile_template(
-        "  {{ brand.name }}: hi {{ profile.first_name }}, {{ trigger.product_name }} ({{ journey }}) "
+        "  {{ brand.name }}: hi {{ profile.first_name }}, {{ trigger.product_name }}"
+        " ({{ journey }}) "
     )
     assert template.render(CONTEXT) == "Acme: hi Ann, Shoes (cart)"
     assert template.trigger_keys == {"product_name"}
