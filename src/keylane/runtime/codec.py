@@ -1,0 +1,120 @@
+"""How the runtime turns the domain's values into the store's and the provider's, and back.
+
+- A :class:`~keylane.journeys.Decision` becomes one :class:`~keylane.state.Commit` (the new state,
+  the send intents as outbox rows, the cancellations, the timer arms and disarms, the event id
+  and the broker position).
+- An outbox row's payload is the domain's :class:`~keylane.journeys.SendIntent`, as MessagePack.
+- A due intent becomes a provider :class:`~keylane.providers.Delivery` stamped with the engine's
+  clock at dispatch.
+- Events travel on the broker as the schema's JSON (:func:`encode_event`).
+
+Imports the journeys, state and providers contracts; no backend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from keylane.journeys import Decision, Event, SendIntent
+from keylane.providers import Delivery
+from keylane.state import Commit, Position, Timer
+from keylane.state import SendIntent as OutboxRow
+
+__all__ = [
+    "commit_of",
+    "decode_intent",
+    "delivery_of",
+    "encode_event",
+    "encode_intent",
+    "seq_of_position",
+]
+
+_intent_encoder = msgspec.msgpack.Encoder()
+_intent_decoder = msgspec.msgpack.Decoder(SendIntent)
+_event_encoder = msgspec.json.Encoder()
+
+
+def encode_event(event: Event) -> bytes:
+    """The event as the schema's JSON, which :func:`~keylane.journeys.parse_event` reads."""
+    return _event_encoder.encode(event)
+
+
+def encode_intent(intent: SendIntent) -> bytes:
+    """An intent as an outbox payload."""
+    return _intent_encoder.encode(intent)
+
+
+def decode_intent(payload: bytes) -> SendIntent:
+    """An outbox payload back as the intent.
+
+    Raises:
+        msgspec.DecodeError, msgspec.ValidationError: not a payload this keylane wrote.
+    """
+    return _intent_decoder.decode(payload)
+
+
+def commit_of(
+    event: Event,
+    decision: Decision,
+    expected_version: int,
+    state: bytes,
+    position: Position | None,
+) -> Commit:
+    """The one transaction that records ``decision`` for ``event``'s subscriber."""
+    key = event.key
+    return Commit(
+        key=key,
+        expected_version=expected_version,
+        state=state,
+        event_id=event.event_id,
+        position=position,
+        sends=tuple(
+            OutboxRow(
+                idempotency_key=s.idempotency_key,
+                key=key,
+                channel=s.channel.value,
+                payload=encode_intent(s),
+                not_before=s.not_before.timestamp(),
+                expires_at=None if s.expires_at is None else s.expires_at.timestamp(),
+            )
+            for s in decision.sends
+        ),
+        cancel_sends=decision.cancel_sends,
+        arm=tuple(Timer(key, t.timer_id, t.due_at.timestamp()) for t in decision.timers_to_arm),
+        disarm=decision.timers_to_disarm,
+    )
+
+
+def delivery_of(intent: SendIntent, sent_at: datetime) -> Delivery:
+    """The provider call for ``intent`` at ``sent_at`` (an email's subject leads its body)."""
+    body = intent.body
+    if intent.subject:
+        body = f"Subject: {intent.subject}\n\n{body}"
+    return Delivery(
+        idempotency_key=intent.idempotency_key,
+        channel=intent.channel.value,
+        to=intent.to,
+        brand_id=intent.brand_id,
+        subscriber_id=intent.subscriber_id,
+        journey=intent.journey,
+        step=intent.step,
+        body=body,
+        message_class=intent.message_class.value,
+        sent_at=sent_at,
+        subscriber_timezone=intent.subscriber_timezone,
+    )
+
+
+def seq_of_position(position: Position) -> int:
+    """An integer that orders a key's messages by publication (ledger, entry, batch index).
+
+    A key lives on one partition, so its messages order by ledger, then entry, then batch
+    index; the history checker's ``seq`` needs one integer per message.
+    """
+    return (
+        (position.ledger << 64)
+        | ((position.entry & 0xFFFF_FFFF_FFFF) << 16)
+        | ((position.batch + 1) & 0xFFFF)
+    )
