@@ -1,8 +1,8 @@
 """Shared fixtures: where the real services are.
 
-`make test` starts Pulsar and Redis and exports their URLs (``scripts/services.py env``). A test
-that needs a service it cannot reach is skipped on a developer machine but fails in CI
-(``CI=true``), so a missing service never passes silently.
+`make test` starts Pulsar, Redis and PostgreSQL and exports their URLs (``scripts/services.py
+env``). A test that needs a service it cannot reach is skipped on a developer machine but fails
+in CI (``CI=true``), so a missing service never passes silently.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 PULSAR_URL_ENV = "KEYLANE_PULSAR_URL"
 PULSAR_ADMIN_URL_ENV = "KEYLANE_PULSAR_ADMIN_URL"
 REDIS_URL_ENV = "KEYLANE_REDIS_URL"
+POSTGRES_URL_ENV = "KEYLANE_POSTGRES_URL"
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -62,6 +63,12 @@ def pulsar_admin_url(pulsar_url: str) -> str:
 def redis_url() -> str:
     """URL of the real redis-server (``redis://127.0.0.1:6390/0``)."""
     return _service_url(REDIS_URL_ENV, 6379, "Redis")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the real PostgreSQL server (``postgresql://keylane@127.0.0.1:5440/keylane``)."""
+    return _service_url(POSTGRES_URL_ENV, 5432, "PostgreSQL")
 
 
 @pytest.fixture(autouse=True)
