@@ -84,6 +84,12 @@ class Subscriber:
     sends: list[SendIntent] = field(default_factory=list)
     timers: dict[str, datetime] = field(default_factory=dict)
 
+    @property
+    def current(self) -> SubscriberState:
+        """The state after the last decision (there must have been one)."""
+        assert self.state is not None
+        return self.state
+
     def feed(self, ev: Event, now: datetime | None = None) -> Decision:
         decision = decide(self.state, ev, now or ev.occurred_at, self.journeys)
         self.state = decision.new_state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from keylane.errors import InvalidArgumentError
 from keylane.journeys import (
     Channel,
+    JourneySet,
     ReasonCode,
     VerdictAction,
     armed_timers,
@@ -25,7 +27,7 @@ from .helpers import CA_PHONE, NOON_NY, Subscriber, event, subscribed
 HOUR = timedelta(hours=1)
 
 
-def subscriber(journeys, at=NOON_NY, **kwargs) -> Subscriber:
+def subscriber(journeys: JourneySet, at: datetime = NOON_NY, **kwargs: Any) -> Subscriber:
     sub = Subscriber(journeys)
     sub.feed(subscribed(at, **kwargs))
     return sub
@@ -35,17 +37,19 @@ def test_a_repeated_event_id_is_a_duplicate_with_no_effects(journeys):
     sub = subscriber(journeys)
     first = sub.feed(event("added_to_cart", NOON_NY, event_id="cart-1"))
     assert first.timers_to_arm
-    again = decide(sub.state, event("added_to_cart", NOON_NY, event_id="cart-1"), NOON_NY, journeys)
+    again = decide(
+        sub.current, event("added_to_cart", NOON_NY, event_id="cart-1"), NOON_NY, journeys
+    )
     assert again.duplicate
-    assert again.new_state is sub.state
+    assert again.new_state is sub.current
     assert (again.sends, again.timers_to_arm, again.cancel_sends) == ((), (), ())
     assert [r.code for r in again.reasons] == [ReasonCode.DUPLICATE]
 
 
 def test_decide_does_not_modify_its_input_state(journeys):
     sub = subscriber(journeys)
-    before = encode_state(sub.state)
-    state = sub.state
+    before = encode_state(sub.current)
+    state = sub.current
     decide(state, event("added_to_cart", NOON_NY), NOON_NY, journeys)
     assert encode_state(state) == before
 
@@ -53,13 +57,13 @@ def test_decide_does_not_modify_its_input_state(journeys):
 def test_timer_early_duplicate_and_unknown_firings_are_harmless(journeys):
     sub = subscriber(journeys)
     armed = sub.feed(event("added_to_cart", NOON_NY)).timers_to_arm[0]
-    assert armed_timers(sub.state) == (armed,)
+    assert armed_timers(sub.current) == (armed,)
     early = sub.feed(
         event("timer_fired", armed.due_at - timedelta(seconds=1), timer_id=armed.timer_id)
     )
     assert [r.code for r in early.reasons] == [ReasonCode.TIMER_NOT_DUE]
     assert early.sends == ()
-    assert armed_timers(sub.state) == (armed,)  # still armed
+    assert armed_timers(sub.current) == (armed,)  # still armed
     fired = sub.feed(event("timer_fired", armed.due_at, timer_id=armed.timer_id))
     assert ReasonCode.TIMER_FIRED in [r.code for r in fired.reasons]
     assert [s.step for s in fired.sends] == ["cart_sms"]
@@ -81,8 +85,8 @@ def test_a_goal_ends_the_run_disarms_its_timer_and_cancels_its_pending_send(jour
     assert ReasonCode.EXITED_GOAL in [r.code for r in order.reasons]
     assert cart_sms.idempotency_key in order.cancel_sends
     assert any(t.startswith("cart_abandonment:") for t in order.timers_to_disarm)
-    assert sub.state.run_of("cart_abandonment") is None
-    verdict = recheck(sub.state, cart_sms, NOON_NY + HOUR, journeys)
+    assert sub.current.run_of("cart_abandonment") is None
+    verdict = recheck(sub.current, cart_sms, NOON_NY + HOUR, journeys)
     assert verdict.action is VerdictAction.SKIP
     assert verdict.reason is ReasonCode.SKIPPED_CANCELLED
 
@@ -95,7 +99,7 @@ def test_reentry_ignore_and_min_interval(journeys):
         (ReasonCode.REENTRY_BLOCKED, "a run is active")
     ]
     sub.run_until(NOON_NY + 2 * HOUR)  # the browse SMS goes, the run completes
-    assert sub.state.run_of("browse_abandonment") is None
+    assert sub.current.run_of("browse_abandonment") is None
     later = sub.feed(event("product_viewed", NOON_NY + 3 * HOUR))
     assert [r.detail for r in later.reasons] == ["within reentry.min_interval"]
     next_day = sub.feed(event("product_viewed", NOON_NY + 25 * HOUR))
@@ -105,11 +109,11 @@ def test_reentry_ignore_and_min_interval(journeys):
 def test_reentry_restart_replaces_the_run(journeys):
     sub = subscriber(journeys)
     sub.feed(event("order_placed", NOON_NY, order_id="o1"))
-    first_run = sub.state.run_of("post_purchase")
+    first_run = sub.current.run_of("post_purchase")
     assert first_run is not None
     second = sub.feed(event("order_placed", NOON_NY + timedelta(minutes=30), order_id="o2"))
     assert ReasonCode.RESTARTED in [r.code for r in second.reasons]
-    run = sub.state.run_of("post_purchase")
+    run = sub.current.run_of("post_purchase")
     assert run is not None
     assert run.run_id != first_run.run_id
     sub.run_until(NOON_NY + 3 * HOUR)
@@ -135,12 +139,12 @@ def test_stop_racing_a_pending_send_cancels_it_and_the_relay_skips_it(journeys):
     assert [(s.step, s.message_class.value) for s in stop.sends] == [
         ("stop_confirmation", "transactional")
     ]
-    assert sub.state.runs == ()
-    assert sub.state.timers == ()
+    assert sub.current.runs == ()
+    assert sub.current.timers == ()
     # ...and a relay that still holds the row skips it at dispatch.
-    verdict = recheck(sub.state, pending, pending.not_before, journeys)
+    verdict = recheck(sub.current, pending, pending.not_before, journeys)
     assert verdict.reason is ReasonCode.SKIPPED_SUPPRESSED
-    assert recheck(sub.state, stop.sends[0], evening + 2 * HOUR, journeys).action is (
+    assert recheck(sub.current, stop.sends[0], evening + 2 * HOUR, journeys).action is (
         VerdictAction.SEND
     )
 
@@ -159,8 +163,8 @@ def test_after_stop_nothing_but_the_one_confirmation_until_start(journeys):
     assert [s.step for s in sub.sends] == ["welcome_sms", "stop_confirmation"]
     start = sub.feed(event("sms_received", NOON_NY + 3 * HOUR, text="start"))
     assert [s.step for s in start.sends] == ["start_confirmation"]
-    assert sub.state.sms_consent
-    assert not sub.state.opted_out
+    assert sub.current.sms_consent
+    assert not sub.current.opted_out
 
 
 def test_start_without_prior_consent_does_not_opt_in(journeys):
@@ -169,7 +173,7 @@ def test_start_without_prior_consent_does_not_opt_in(journeys):
     start = sub.feed(event("sms_received", NOON_NY, text="YES"))
     assert [r.code for r in start.reasons] == [ReasonCode.SKIPPED_NO_CONSENT]
     assert start.sends == ()
-    assert sub.state.opted_out
+    assert sub.current.opted_out
 
 
 def test_help_replies_and_plain_texts_are_ignored(journeys):
@@ -180,26 +184,28 @@ def test_help_replies_and_plain_texts_are_ignored(journeys):
     chat = sub.feed(event("sms_received", NOON_NY, text="STOP PLEASE"))
     assert chat.sends == ()
     assert [r.code for r in chat.reasons] == [ReasonCode.INBOUND_IGNORED]
-    assert not sub.state.opted_out
+    assert not sub.current.opted_out
 
 
 def test_a_new_subscription_opts_in_again_but_a_profile_update_does_not(journeys):
     sub = subscriber(journeys)
     sub.feed(event("sms_received", NOON_NY, text="STOP"))
     update = sub.feed(event("profile_updated", NOON_NY, consent={"sms": True}))
-    assert sub.state.opted_out
+    still_out = sub.current
+    assert still_out.opted_out
     assert ReasonCode.SKIPPED_SUPPRESSED in [r.code for r in update.reasons]
     sub.feed(subscribed(NOON_NY + HOUR))
-    assert not sub.state.opted_out
-    assert sub.state.sms_consent
+    back = sub.current
+    assert not back.opted_out
+    assert back.sms_consent
 
 
 def test_a_new_phone_number_needs_its_own_consent(journeys):
     sub = subscriber(journeys)
     sub.feed(event("profile_updated", NOON_NY, phone=CA_PHONE))
-    assert sub.state.phone == CA_PHONE
-    assert sub.state.phone_zones == ("America/Los_Angeles",)
-    assert not sub.state.sms_consent
+    assert sub.current.phone == CA_PHONE
+    assert sub.current.phone_zones == ("America/Los_Angeles",)
+    assert not sub.current.sms_consent
     sub.feed(event("added_to_cart", NOON_NY + HOUR))
     decisions = sub.run_until(NOON_NY + 2 * HOUR)
     assert ReasonCode.SKIPPED_NO_CONSENT in [r.code for d in decisions for r in d.reasons]
@@ -245,7 +251,7 @@ def test_a_run_of_a_removed_journey_ends_when_its_subscriber_is_next_decided(jou
         'version = 1\n[journeys.other]\n[[journeys.other.steps]]\nid = "t"\nkind = "trigger"\n'
         'event = "checkout_started"\n[[journeys.other.steps]]\nid = "x"\nkind = "exit"\n'
     )
-    decision = decide(sub.state, event("product_viewed", NOON_NY), NOON_NY, smaller)
+    decision = decide(sub.current, event("product_viewed", NOON_NY), NOON_NY, smaller)
     assert [r.code for r in decision.reasons] == [ReasonCode.EXITED_INVALID]
     assert decision.timers_to_disarm
     assert decision.new_state.runs == ()

@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from keylane.journeys import ReasonCode, Verdict, VerdictAction, recheck
+from keylane.journeys import (
+    JourneySet,
+    ReasonCode,
+    SendIntent,
+    Verdict,
+    VerdictAction,
+    recheck,
+)
 from keylane.journeys.policies.quiet_hours import jitter_seconds
 
 from .helpers import CA_PHONE, NOON_NY, Subscriber, event, subscribed
@@ -16,7 +23,7 @@ LA = ZoneInfo("America/Los_Angeles")
 HOUR = timedelta(hours=1)
 
 
-def pending_cart_sms(journeys, phone=CA_PHONE):
+def pending_cart_sms(journeys: JourneySet, phone: str = CA_PHONE) -> tuple[Subscriber, SendIntent]:
     """A California subscriber whose cart SMS is due at 20:30 Los Angeles time."""
     sub = Subscriber(journeys)
     sub.feed(subscribed(NOON_NY, phone=phone))
@@ -31,13 +38,13 @@ def pending_cart_sms(journeys, phone=CA_PHONE):
 
 def test_send_when_everything_still_holds(journeys):
     sub, sms = pending_cart_sms(journeys)
-    assert recheck(sub.state, sms, sms.not_before, journeys) == Verdict.send()
+    assert recheck(sub.current, sms, sms.not_before, journeys) == Verdict.send()
 
 
 def test_defer_when_quiet_hours_closed_before_dispatch(journeys):
     sub, sms = pending_cart_sms(journeys)
     late = sms.not_before + timedelta(minutes=35)  # 21:05 in Los Angeles
-    verdict = recheck(sub.state, sms, late, journeys)
+    verdict = recheck(sub.current, sms, late, journeys)
     assert verdict.action is VerdictAction.DEFER
     assert verdict.reason is ReasonCode.DEFERRED_QUIET_HOURS
     assert verdict.until is not None
@@ -50,29 +57,28 @@ def test_defer_when_quiet_hours_closed_before_dispatch(journeys):
 def test_skip_stale_after_expiry(journeys):
     sub, sms = pending_cart_sms(journeys)
     assert sms.expires_at is not None
-    verdict = recheck(sub.state, sms, sms.expires_at + timedelta(seconds=1), journeys)
+    verdict = recheck(sub.current, sms, sms.expires_at + timedelta(seconds=1), journeys)
     assert verdict == Verdict.skip(ReasonCode.SKIPPED_STALE)
 
 
 def test_skip_when_consent_was_withdrawn(journeys):
     sub, sms = pending_cart_sms(journeys)
     sub.feed(event("profile_updated", sms.not_before, consent={"sms": False}))
-    assert recheck(sub.state, sms, sms.not_before, journeys).reason is (
+    assert recheck(sub.current, sms, sms.not_before, journeys).reason is (
         ReasonCode.SKIPPED_NO_CONSENT
     )
 
 
 def test_early_dispatch_is_deferred_to_not_before(journeys):
     sub, sms = pending_cart_sms(journeys)
-    verdict = recheck(sub.state, sms, sms.not_before - timedelta(minutes=1), journeys)
+    verdict = recheck(sub.current, sms, sms.not_before - timedelta(minutes=1), journeys)
     assert verdict == Verdict.defer(sms.not_before, ReasonCode.SEND_NOT_DUE)
 
 
 def test_skip_quiet_hours_when_the_window_can_never_open(journeys):
     sub, sms = pending_cart_sms(journeys)
-    assert sub.state is not None
     apart = msgspec.structs.replace(
-        sub.state, phone_zones=("America/New_York", "Asia/Shanghai"), phone_state="FL"
+        sub.current, phone_zones=("America/New_York", "Asia/Shanghai"), phone_state="FL"
     )
     assert recheck(apart, sms, sms.not_before, journeys) == Verdict.skip(
         ReasonCode.SKIPPED_QUIET_HOURS
@@ -81,8 +87,7 @@ def test_skip_quiet_hours_when_the_window_can_never_open(journeys):
 
 def test_a_send_no_longer_pending_is_cancelled(journeys):
     sub, sms = pending_cart_sms(journeys)
-    assert sub.state is not None
-    forgotten = msgspec.structs.replace(sub.state, pending=())
+    forgotten = msgspec.structs.replace(sub.current, pending=())
     assert recheck(forgotten, sms, sms.not_before, journeys) == Verdict.skip(
         ReasonCode.SKIPPED_CANCELLED
     )

@@ -32,7 +32,7 @@ def test_welcome_sends_an_sms_at_once_even_at_night(journeys):
     assert sms.expires_at == night + HOUR
     assert sms.to == FL_PHONE
     assert "welcome, Ann!" in sms.body
-    assert sub.state.runs == ()
+    assert sub.current.runs == ()
 
 
 def test_welcome_falls_back_to_email_and_to_nothing(journeys):
@@ -107,7 +107,7 @@ def test_cart_abandonment_sms_after_30_minutes_then_email_after_a_day(journeys):
     assert (mail.channel, mail.not_before) == (Channel.EMAIL, NOON_NY + 30 * MINUTE + 24 * HOUR)
     assert mail.subject == "Your cart at Keylane Outfitters"
     assert sms.idempotency_key != mail.idempotency_key
-    assert sub.state.runs == ()
+    assert sub.current.runs == ()
 
 
 def test_cart_abandonment_order_before_the_sms_sends_nothing(journeys):
