@@ -20,7 +20,7 @@ import pytest
 
 from keylane.errors import InvalidArgumentError
 from keylane.providers import ChannelRouter, Outcome, Receipt, WebhookProvider
-from keylane.web.gateway import FaultPlan, GatewayServer
+from keylane.web.gateway import FaultPlan, GatewayServer, LedgerProvider
 from tests.unit.providers.deliveries import make_delivery
 
 JSON = {"Content-Type": "application/json"}
@@ -480,3 +480,29 @@ def test_python_m_gateway_bad_options():
     )
     assert result.returncode == 2
     assert "gateway port must be 0..65535" in result.stderr
+
+
+# -- in-process submits -----------------------------------------------------------------------
+
+
+async def test_ledger_provider_shares_the_servers_ledger_across_restarts(tmp_path):
+    server = GatewayServer(log_path=tmp_path / "gateway.jsonl")
+    direct = LedgerProvider(server.ledger)
+    await server.start()
+    try:
+        assert (await direct.send(make_delivery(1))).outcome is Outcome.SENT
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            view = (await http.get("/v1/messages", params={"to": make_delivery(1).to})).json()
+        assert len(view["messages"]) == 1
+        await server.stop()
+        stopped = await direct.send(make_delivery(2))
+        assert stopped.outcome is Outcome.FAILED_RETRYABLE
+        await server.start()
+        replay = await direct.send(make_delivery(1))
+        second = await direct.send(make_delivery(2))
+    finally:
+        await server.stop()
+    assert replay.replayed is True
+    assert (second.outcome, second.replayed) == (Outcome.SENT, False)
+    assert server.stats().deliveries == 2
+    assert server.stats().duplicate_deliveries == 0

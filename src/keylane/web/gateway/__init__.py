@@ -3,7 +3,9 @@
 * :class:`GatewayServer` and :func:`main` (``server``): the uvicorn server, in-process or as
   ``python -m keylane.web.gateway``; they need the ``web`` extra (starlette, uvicorn).
 * :class:`Ledger`, :class:`FaultPlan` and :class:`GatewayStats`: the framework-free core
-  (``ledger``, ``faults``, ``journal``), importable without the extra.
+  (``ledger``, ``faults``, ``journal``), importable without the extra;
+* :class:`LedgerProvider` (``direct``): a Provider that submits to a ledger in-process, with
+  no HTTP in between (benchmarks, the simulator).
 
 The server names are imported on first use, so the core imports without the web framework.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from keylane.web.gateway.direct import LedgerProvider
 from keylane.web.gateway.faults import FaultKind, FaultPlan
 from keylane.web.gateway.ledger import DeliveryRecord, GatewayStats, Ledger
 
@@ -25,6 +28,7 @@ __all__ = [
     "GatewayServer",
     "GatewayStats",
     "Ledger",
+    "LedgerProvider",
     "main",
 ]
 

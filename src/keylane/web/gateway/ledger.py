@@ -157,6 +157,10 @@ class Ledger:
         """
         self._journal = journal
         self._clock = clock if clock is not None else SystemClock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (before :meth:`load` rebuilds from a log); the journal stays."""
         self._records: list[DeliveryRecord] = []
         self._by_key: dict[str, _Entry] = {}
         self._by_to: dict[str, list[DeliveryRecord]] = collections.defaultdict(list)

@@ -77,7 +77,7 @@ class GatewayServer:
         self._host = host
         self._port = port
         self._journal = Journal(log_path) if log_path is not None else None
-        self._state = GatewayState(Ledger(), FaultPolicy(), max_body_bytes)
+        self._state = GatewayState(Ledger(self._journal), FaultPolicy(), max_body_bytes)
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -93,13 +93,13 @@ class GatewayServer:
             return self.url
         if self._journal is not None:
             records = self._journal.open()
-            ledger = Ledger(self._journal)
+            ledger = self._state.ledger
+            ledger.clear()  # the file is the truth: rebuild from it at every start
             try:
                 ledger.load(records)
             except InvalidArgumentError:
                 self._journal.close()
                 raise
-            self._state.ledger = ledger
         try:
             sock = self._bind()
         except InvalidArgumentError:
@@ -199,7 +199,10 @@ class GatewayServer:
 
     @property
     def ledger(self) -> Ledger:
-        """The deliveries, the phone views and the stats (read them in-process)."""
+        """The deliveries, the phone views and the stats (read them in-process).
+
+        Always the same object; with a log it is rebuilt from the file at each start.
+        """
         return self._state.ledger
 
     def stats(self) -> GatewayStats:
