@@ -177,7 +177,8 @@ class Ledger:
         if entry is None:
             seq = len(self._records) + 1
             record = DeliveryRecord(seq, f"msg_{seq:08d}", now, delivery)
-            self._journal_append({"type": "delivery", **record.to_dict()})
+            if self._journal is not None:  # written before it counts as delivered
+                self._journal.append({"type": "delivery", **record.to_dict()})
             return self._add(record).answer
         differing = entry.record.delivery.differing_fields(delivery)
         channel = self._channels[delivery.channel]
