@@ -15,6 +15,8 @@ __all__ = [
     "CLAIM_ONE",
     "FINISH",
     "INSERT_SEND",
+    "SELECT_MARKED",
+    "SELECT_VERSIONS",
     "UPSERT_STATE",
 ]
 
@@ -66,4 +68,17 @@ SET status = :status, not_before = coalesce(:not_before, not_before), retry_at =
     finished_at = :finished_at, detail = :detail, lease_until = NULL
 WHERE idempotency_key = :name AND status = 'DISPATCHING' AND owner = :owner
   AND attempts = :attempt
+"""
+
+#: The batch's state rows; ``{marks}`` is one ``?`` per key.
+SELECT_VERSIONS = """
+SELECT key, version, pos_partition, pos_ledger, pos_entry, pos_batch
+FROM keylane_state WHERE key IN ({marks})
+"""
+#: The batch's already marked events; ``{values}`` is one ``(?, ?)`` per (key, event id).
+#: A join on a VALUES list, so each pair is a primary-key lookup (``IN (VALUES ...)`` scans).
+SELECT_MARKED = """
+WITH batch(key, event_id) AS (VALUES {values})
+SELECT d.key, d.event_id FROM batch CROSS JOIN keylane_dedupe d
+ON d.key = batch.key AND d.event_id = batch.event_id
 """

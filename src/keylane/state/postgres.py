@@ -32,6 +32,7 @@ from typing import Any, TypeAlias, TypeVar
 
 from keylane.errors import InvalidArgumentError, MissingExtraError
 from keylane.state import _sql_postgres as sql
+from keylane.state._coalesce import Coalescer
 from keylane.state._rows import (
     RECORD_COLUMNS,
     claimed_of,
@@ -161,6 +162,7 @@ class PostgresStateStore(StateStore):
         self._connect_timeout = _seconds("connect_timeout", connect_timeout)
         self._command_timeout = _seconds("command_timeout", command_timeout)
         self._pool: asyncpg.Pool | None = None
+        self._loads: Coalescer[str, Snapshot] = Coalescer(self._load_many, 1000)
 
     @property
     def description(self) -> str:
@@ -264,13 +266,17 @@ class PostgresStateStore(StateStore):
     # ------------------------------------------------------------------ state
 
     async def _load(self, key: str) -> Snapshot:
-        async def body(conn: Conn) -> Snapshot:
-            row = await conn.fetchrow(
-                "SELECT version, state, pos_partition, pos_ledger, pos_entry, pos_batch "
-                "FROM keylane_state WHERE key = $1",
-                key,
+        return await self._loads.get(key)  # concurrent loads share one query
+
+    async def _load_many(self, keys: list[str]) -> dict[str, Snapshot]:
+        async def body(conn: Conn) -> dict[str, Snapshot]:
+            rows = await conn.fetch(
+                "SELECT key, version, state, pos_partition, pos_ledger, pos_entry, pos_batch "
+                "FROM keylane_state WHERE key = ANY($1::text[])",
+                keys,
             )
-            return snapshot_of(key, row)
+            found = {row[0]: row[1:] for row in rows}
+            return {key: snapshot_of(key, found.get(key)) for key in keys}
 
         return await self._run(body, transaction=False, read_only=True)
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from keylane.errors import InvalidArgumentError
 from keylane.state import _sql_sqlite as sql
+from keylane.state._coalesce import Coalescer
 from keylane.state._rows import (
     RECORD_COLUMNS,
     claimed_of,
@@ -65,6 +66,7 @@ from keylane.state.values import (
 __all__ = ["SYNCHRONOUS_MODES", "SqliteStateStore"]
 
 T = TypeVar("T")
+_LOAD_BATCH = 500  # keys per coalesced load (SQLite allows 32,766 parameters)
 
 #: Accepted ``synchronous`` settings (OFF is refused: it can corrupt the file on power loss).
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
@@ -121,6 +123,7 @@ class SqliteStateStore(StateStore):
         self.busy_timeout = float(busy_timeout)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._loads: Coalescer[str, Snapshot] = Coalescer(self._load_many, _LOAD_BATCH)
 
     @property
     def description(self) -> str:
@@ -205,16 +208,21 @@ class SqliteStateStore(StateStore):
     # ------------------------------------------------------------------ state
 
     async def _load(self, key: str) -> Snapshot:
-        return await self._call(self._load_sync, key)
+        return await self._loads.get(key)  # concurrent loads share one hop to the thread
 
-    def _load_sync(self, key: str) -> Snapshot:
+    async def _load_many(self, keys: list[str]) -> dict[str, Snapshot]:
+        return await self._call(self._load_many_sync, keys)
+
+    def _load_many_sync(self, keys: list[str]) -> dict[str, Snapshot]:
         assert self._conn is not None
-        row = self._conn.execute(
-            "SELECT version, state, pos_partition, pos_ledger, pos_entry, pos_batch "
-            "FROM keylane_state WHERE key = ?",
-            (key,),
-        ).fetchone()
-        return snapshot_of(key, row)
+        marks = ", ".join("?" * len(keys))
+        rows = self._conn.execute(
+            "SELECT key, version, state, pos_partition, pos_ledger, pos_entry, pos_batch "
+            f"FROM keylane_state WHERE key IN ({marks})",
+            keys,
+        ).fetchall()
+        found = {row[0]: row[1:] for row in rows}
+        return {key: snapshot_of(key, found.get(key)) for key in keys}
 
     async def _commit_batch(
         self, commits: list[Commit], prune_before: float | None
@@ -239,21 +247,12 @@ class SqliteStateStore(StateStore):
         sends: list[tuple[Any, ...]] = []
         arms: list[tuple[Any, ...]] = []
         disarms: list[tuple[Any, ...]] = []
+        rows, marked_events = self._read_batch(conn, commits)
         for commit in commits:
-            row = conn.execute(
-                "SELECT version, pos_partition, pos_ledger, pos_entry, pos_batch "
-                "FROM keylane_state WHERE key = ?",
-                (commit.key,),
-            ).fetchone()
+            row = rows.get(commit.key)
             version = 0 if row is None else int(row[0])
             stored = None if row is None else position_of(*row[1:5])
-            marked = commit.event_id is not None and (
-                conn.execute(
-                    "SELECT 1 FROM keylane_dedupe WHERE key = ? AND event_id = ?",
-                    (commit.key, commit.event_id),
-                ).fetchone()
-                is not None
-            )
+            marked = (commit.key, commit.event_id) in marked_events
             verdict = classify(commit, version, stored, marked)
             if verdict is not None:
                 results.append(verdict)
@@ -294,6 +293,26 @@ class SqliteStateStore(StateStore):
         if prune_before is not None:
             self._prune_sync(conn, prune_before, PRUNE_LIMIT)
         return results
+
+    @staticmethod
+    def _read_batch(
+        conn: sqlite3.Connection, commits: list[Commit]
+    ) -> tuple[dict[str, tuple[Any, ...]], set[tuple[str, str | None]]]:
+        """The batch's state rows (version and position) and its already marked events."""
+        rows: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(commits), _LOAD_BATCH):
+            keys = [c.key for c in commits[start : start + _LOAD_BATCH]]
+            marks = ", ".join("?" * len(keys))
+            for row in conn.execute(sql.SELECT_VERSIONS.format(marks=marks), keys):
+                rows[row[0]] = row[1:]
+        events = [(c.key, c.event_id) for c in commits if c.event_id is not None]
+        marked: set[tuple[str, str | None]] = set()
+        for start in range(0, len(events), _LOAD_BATCH):
+            chunk = events[start : start + _LOAD_BATCH]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            args = [part for event in chunk for part in event]
+            marked.update(conn.execute(sql.SELECT_MARKED.format(values=values), args))
+        return rows, marked
 
     @staticmethod
     def _prune_sync(conn: sqlite3.Connection, before: float, limit: int) -> int:

@@ -80,6 +80,8 @@ def _bytes(name: str, value: object) -> bytes:
 
 
 def _tuple(name: str, value: object) -> tuple[object, ...]:
+    if type(value) is tuple:
+        return value
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise InvalidArgumentError(f"{name} must be a sequence, not {type(value).__name__}")
     return tuple(value)
@@ -250,56 +252,72 @@ class Commit:
             )
         if not isinstance(self.cancel_all_sends, bool):
             raise InvalidArgumentError("commit.cancel_all_sends must be a bool")
-        sends = _tuple("commit.sends", self.sends)
-        seen: set[str] = set()
-        for send in sends:
-            if not isinstance(send, SendIntent):
+        sends = _sends(self.key, self.sends) if self.sends != () else ()
+        cancels = _texts("commit.cancel_sends", self.cancel_sends)
+        if sends and cancels:
+            clash = {s.idempotency_key for s in sends}.intersection(cancels)
+            if clash:
                 raise InvalidArgumentError(
-                    f"commit.sends must hold SendIntent values, not {type(send).__name__}"
+                    f"commit.cancel_sends must not name a send this commit inserts: {sorted(clash)}"
                 )
-            if send.key != self.key:
+        arm = _timers(self.key, self.arm) if self.arm != () else ()
+        disarm = _texts("commit.disarm", self.disarm)
+        if arm and disarm:
+            both = {t.timer_id for t in arm}.intersection(disarm)
+            if both:
                 raise InvalidArgumentError(
-                    f"commit.sends: send {send.idempotency_key!r} is for key {send.key!r}, "
-                    f"not the commit's key {self.key!r}"
+                    f"commit: timers both armed and disarmed: {sorted(both)}"
                 )
-            if send.idempotency_key in seen:
-                raise InvalidArgumentError(
-                    f"commit.sends: idempotency key {send.idempotency_key!r} appears twice"
-                )
-            seen.add(send.idempotency_key)
-        cancels = tuple(
-            _text("commit.cancel_sends[]", c)
-            for c in _tuple("commit.cancel_sends", self.cancel_sends)
-        )
-        if seen.intersection(cancels):
-            raise InvalidArgumentError(
-                "commit.cancel_sends must not name a send this commit inserts: "
-                f"{sorted(seen.intersection(cancels))}"
-            )
-        arm = _tuple("commit.arm", self.arm)
-        armed: set[str] = set()
-        for timer in arm:
-            if not isinstance(timer, Timer):
-                raise InvalidArgumentError(
-                    f"commit.arm must hold Timer values, not {type(timer).__name__}"
-                )
-            if timer.key != self.key:
-                raise InvalidArgumentError(
-                    f"commit.arm: timer {timer.timer_id!r} is for key {timer.key!r}, "
-                    f"not the commit's key {self.key!r}"
-                )
-            if timer.timer_id in armed:
-                raise InvalidArgumentError(f"commit.arm: timer {timer.timer_id!r} appears twice")
-            armed.add(timer.timer_id)
-        disarm = tuple(_text("commit.disarm[]", t) for t in _tuple("commit.disarm", self.disarm))
-        if armed.intersection(disarm):
-            raise InvalidArgumentError(
-                f"commit: timers both armed and disarmed: {sorted(armed.intersection(disarm))}"
-            )
         object.__setattr__(self, "sends", sends)
         object.__setattr__(self, "cancel_sends", cancels)
         object.__setattr__(self, "arm", arm)
         object.__setattr__(self, "disarm", disarm)
+
+
+def _texts(name: str, value: object) -> tuple[str, ...]:
+    if value == ():
+        return ()
+    return tuple(_text(f"{name}[]", item) for item in _tuple(name, value))
+
+
+def _sends(key: str, value: object) -> tuple[SendIntent, ...]:
+    sends = _tuple("commit.sends", value)
+    seen: set[str] = set()
+    for send in sends:
+        if not isinstance(send, SendIntent):
+            raise InvalidArgumentError(
+                f"commit.sends must hold SendIntent values, not {type(send).__name__}"
+            )
+        if send.key != key:
+            raise InvalidArgumentError(
+                f"commit.sends: send {send.idempotency_key!r} is for key {send.key!r}, "
+                f"not the commit's key {key!r}"
+            )
+        if send.idempotency_key in seen:
+            raise InvalidArgumentError(
+                f"commit.sends: idempotency key {send.idempotency_key!r} appears twice"
+            )
+        seen.add(send.idempotency_key)
+    return sends  # type: ignore[return-value]  # checked item by item above
+
+
+def _timers(key: str, value: object) -> tuple[Timer, ...]:
+    arm = _tuple("commit.arm", value)
+    armed: set[str] = set()
+    for timer in arm:
+        if not isinstance(timer, Timer):
+            raise InvalidArgumentError(
+                f"commit.arm must hold Timer values, not {type(timer).__name__}"
+            )
+        if timer.key != key:
+            raise InvalidArgumentError(
+                f"commit.arm: timer {timer.timer_id!r} is for key {timer.key!r}, "
+                f"not the commit's key {key!r}"
+            )
+        if timer.timer_id in armed:
+            raise InvalidArgumentError(f"commit.arm: timer {timer.timer_id!r} appears twice")
+        armed.add(timer.timer_id)
+    return arm  # type: ignore[return-value]  # checked item by item above
 
 
 class Outcome(enum.StrEnum):
