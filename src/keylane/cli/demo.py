@@ -1,7 +1,8 @@
 """``keylane demo``: a short visible demonstration on the embedded broker.
 
-Thin: renders the phases of :func:`keylane.demo.run_demo` as they end. Exit code 0 when every
-user's events were processed in order by one consumer at a time, 1 otherwise.
+Thin: renders the phases of :func:`keylane.demo.run_demo` as they end. Exit code 0 (OK) when
+every event produced was processed, each user's in order by one consumer at a time; 1 (FAILED)
+otherwise; 2 bad options (reported by :mod:`keylane.cli.errors`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keylane.demo import PhaseReport, run_demo
+from keylane.cli.errors import EXIT_VERDICT
+from keylane.demo import DemoReport, PhaseReport, run_demo
 
 __all__ = ["demo_command"]
 
@@ -30,6 +32,31 @@ def _phase_table(phase: PhaseReport) -> Table:
     for name in sorted(phase.events):
         table.add_row(name, str(phase.users.get(name, 0)), f"{phase.events[name]:,}")
     return table
+
+
+def verdict(report: DemoReport) -> str:
+    """The closing line: what was produced and processed, the two invariants, OK or FAILED."""
+    processed = (
+        "all events processed"
+        if report.acknowledged == report.produced
+        else f"[red]{report.unprocessed:,} events never processed[/red]"
+    )
+    line = (
+        f"produced {report.produced:,} events, acknowledged {report.acknowledged:,} "
+        f"({processed}); order violations {report.order_violations}, "
+        f"same user at two consumers {report.overlap_violations}: "
+    )
+    return line + ("[green]OK[/green]" if report.ok else "[red]FAILED[/red]")
+
+
+def _held_back(report: DemoReport) -> str | None:
+    if report.produced >= report.requested:
+        return None
+    return (
+        f"the rate asked for {report.requested:,} events; the producer held back "
+        f"{report.requested - report.produced:,} of them while {report.max_backlog:,} "
+        "were unacknowledged (the consumers could not keep up)"
+    )
 
 
 def demo_command(
@@ -51,12 +78,9 @@ def demo_command(
             on_phase=lambda p: console.print(_phase_table(p)),
         )
     )
-    ok = report.order_violations == 0 and report.overlap_violations == 0
-    console.print(
-        f"produced {report.produced:,} events, acknowledged {report.acknowledged:,}; "
-        f"order violations {report.order_violations}, "
-        f"same user at two consumers {report.overlap_violations}: "
-        + ("[green]OK[/green]" if ok else "[red]FAILED[/red]")
-    )
-    if not ok:
-        raise typer.Exit(1)
+    held_back = _held_back(report)
+    if held_back is not None:
+        console.print(held_back, style="yellow", highlight=False)
+    console.print(verdict(report))
+    if not report.ok:
+        raise typer.Exit(EXIT_VERDICT)
