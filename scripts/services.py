@@ -95,6 +95,7 @@ PULSAR_OVERRIDES = {
     "isDelayedDeliveryDeliverAtTimeStrict": "true",
     "brokerDeleteInactiveTopicsEnabled": "false",
     "brokerShutdownTimeoutMs": "5000",
+    "acknowledgmentAtBatchIndexLevelEnabled": "true",  # the client's batch_index_ack decides
     # Kept at the defaults on purpose (the contract tests rely on them); listed for the record.
     "activeConsumerFailoverDelayTimeMillis": "1000",
     "subscriptionKeySharedUseConsistentHashing": "true",
