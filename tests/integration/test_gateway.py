@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -47,7 +47,16 @@ async def client(gateway: GatewayServer) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def send_until_sent(provider: WebhookProvider, n: int, attempts: int = 200) -> list[Receipt]:
+async def until(condition: Callable[[], bool], attempts: int = 500) -> None:
+    """Wait (bounded) for something the server does concurrently with the test."""
+    for _ in range(attempts):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+async def send_until_sent(provider: WebhookProvider, n: int, attempts: int = 500) -> list[Receipt]:
     """Retry one delivery under its key with a short backoff until SENT (as the relay does)."""
     receipts = []
     for _ in range(attempts):
@@ -169,35 +178,36 @@ async def test_a_share_of_5xx_with_retries_delivers_each_key_once(gateway, provi
     assert gateway.stats().repeated_attempts == 0
 
 
-async def test_timeout_after_delivery_then_retry_is_a_replay(gateway):
+async def test_timeout_after_delivery_then_retry_is_a_replay(gateway, provider):
     # Given a gateway that delivers, then answers later than the client waits
     gateway.set_faults(FaultPlan(timeout_rate=1.0, timeout_mode="after_delivery", timeout_delay=30))
     async with WebhookProvider(gateway.messages_url, timeout=0.3) as impatient:
         lost = await impatient.send(make_delivery(1))
-        # Then the client cannot tell, and may retry
-        assert (lost.outcome, lost.status_code) == (Outcome.FAILED_RETRYABLE, None)
-        assert "timeout" in lost.detail
-        assert len(gateway.ledger) == 1  # it did go out
-        gateway.clear_faults()
-        retried = await impatient.send(make_delivery(1))
+    # Then the client cannot tell, and may retry
+    assert (lost.outcome, lost.status_code) == (Outcome.FAILED_RETRYABLE, None)
+    assert "timeout" in lost.detail
+    await until(lambda: len(gateway.ledger) == 1)  # it did go out
+    gateway.clear_faults()
+    retried = await provider.send(make_delivery(1))
     # And the retry is answered from the ledger: one delivery
     assert (retried.outcome, retried.replayed) == (Outcome.SENT, True)
     assert len(gateway.ledger) == 1
     assert gateway.stats().injected_failures["timeout_after_delivery"] == 1
 
 
-async def test_timeout_before_delivery_then_retry_delivers(gateway):
+async def test_timeout_before_delivery_then_retry_delivers(gateway, provider):
     gateway.set_faults(
         FaultPlan(timeout_rate=1.0, timeout_mode="before_delivery", timeout_delay=30)
     )
     async with WebhookProvider(gateway.messages_url, timeout=0.3) as impatient:
         lost = await impatient.send(make_delivery(1))
-        assert lost.outcome is Outcome.FAILED_RETRYABLE
-        assert len(gateway.ledger) == 0  # it did not go out
-        gateway.clear_faults()
-        retried = await impatient.send(make_delivery(1))
+    assert lost.outcome is Outcome.FAILED_RETRYABLE
+    assert len(gateway.ledger) == 0  # it did not go out (it is still held)
+    gateway.clear_faults()
+    retried = await provider.send(make_delivery(1))
     assert (retried.outcome, retried.replayed) == (Outcome.SENT, False)
     assert len(gateway.ledger) == 1
+    assert gateway.stats().injected_failures["timeout_before_delivery"] == 1
 
 
 async def test_timeout_before_delivery_answers_504_to_a_patient_client(gateway, client):
@@ -217,7 +227,7 @@ async def test_down_for_a_while_then_up_delivers_each_key_once(gateway, provider
     # Given some deliveries that went out before the gateway went down
     for n in (1, 2, 3):
         await provider.send(make_delivery(n))
-    down = await client.post("/v1/faults", json={"down_for": 0.3})
+    down = await client.post("/v1/faults", json={"down_for": 1.0})
     assert down.json()["down_remaining"] > 0
     answer = await client.post(
         "/v1/messages",
@@ -233,7 +243,7 @@ async def test_down_for_a_while_then_up_delivers_each_key_once(gateway, provider
         f"sub-{n}" for n in range(1, 7)
     ]
     assert [rs[-1].replayed for rs in receipts] == [True] * 3 + [False] * 3
-    assert gateway.stats().injected_failures["down"] >= 2
+    assert gateway.stats().injected_failures["down"] >= 1
 
 
 async def test_listener_stopped_then_started_on_the_same_port(gateway, provider):
