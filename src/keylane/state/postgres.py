@@ -51,7 +51,12 @@ from keylane.state.base import (
     StateStore,
     classify,
 )
-from keylane.state.errors import SchemaVersionError, StateError, StoreUnavailableError
+from keylane.state.errors import (
+    SchemaVersionError,
+    StateError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
 from keylane.state.values import (
     ClaimedSend,
     Commit,
@@ -187,7 +192,8 @@ class PostgresStateStore(StateStore):
         back); a lost connection expires the pool's connections and, for reads, retries once.
         """
         pool = self._pool
-        assert pool is not None
+        if pool is None:  # closed while this call was queued (a coalesced load)
+            raise StoreClosedError(f"{self.description} is closed")
         attempt = 0
         while True:
             attempt += 1

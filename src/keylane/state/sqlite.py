@@ -50,7 +50,12 @@ from keylane.state.base import (
     StateStore,
     classify,
 )
-from keylane.state.errors import SchemaVersionError, StateError, StoreUnavailableError
+from keylane.state.errors import (
+    SchemaVersionError,
+    StateError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
 from keylane.state.values import (
     ClaimedSend,
     Commit,
@@ -133,7 +138,8 @@ class SqliteStateStore(StateStore):
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the database thread; map SQLite errors to state errors."""
-        assert self._executor is not None
+        if self._executor is None:  # closed while this call was queued (a coalesced load)
+            raise StoreClosedError(f"{self.description} is closed")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
@@ -203,7 +209,7 @@ class SqliteStateStore(StateStore):
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-        executor.shutdown(wait=True)
+        executor.shutdown(wait=False)  # its last job (close) is done: the thread just exits
 
     # ------------------------------------------------------------------ state
 
