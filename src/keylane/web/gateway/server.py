@@ -109,6 +109,7 @@ class GatewayServer:
         self._state.stopping = asyncio.Event()
         config = uvicorn.Config(
             create_app(self._state),
+            log_config=None,  # leave the embedding program's logging alone
             log_level="warning",
             access_log=False,
             lifespan="off",
