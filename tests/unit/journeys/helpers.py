@@ -59,6 +59,7 @@ def subscribed(
     email_ok: bool = True,
     timezone: str | None = None,
     subscriber: str = "u1",
+    event_id: str | None = None,
 ) -> Event:
     """A ``subscribed`` event with consent as given."""
     props: dict[str, Any] = {
@@ -71,7 +72,7 @@ def subscribed(
         props["email"] = email
     if timezone:
         props["timezone"] = timezone
-    return event("subscribed", at, subscriber=subscriber, **props)
+    return event("subscribed", at, subscriber=subscriber, event_id=event_id, **props)
 
 
 @dataclass
