@@ -1,6 +1,7 @@
 """PostgresStateStore: the contract on PostgreSQL (asyncpg), for several workers and hosts.
 
-The only module that imports ``asyncpg``. A connection pool serves all calls; after a server
+The only module that imports ``asyncpg`` at run time (:mod:`._pg_commit`, the group commit's
+statements, only for types). A connection pool serves all calls; after a server
 restart the pool's dead connections are expired on the first failure, so the next call
 reconnects. Connection loss, a server that is down or starting, too many connections and
 timeouts raise :class:`StoreUnavailableError`; reads are retried once on a fresh connection
@@ -27,29 +28,26 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from keylane.errors import InvalidArgumentError, MissingExtraError
 from keylane.state import _sql_postgres as sql
 from keylane.state._coalesce import Coalescer
+from keylane.state._pg_commit import Conn, commit_batch
 from keylane.state._rows import (
     RECORD_COLUMNS,
     claimed_of,
-    position_of,
-    position_values,
     record_of,
     snapshot_of,
 )
 from keylane.state._schema import POSTGRES_MIGRATIONS
 from keylane.state.base import (
     DEFAULT_DEDUPE_RETENTION,
-    PRUNE_LIMIT,
     SCHEMA_VERSION,
     Clock,
     FaultHook,
     StateStore,
-    classify,
 )
 from keylane.state.errors import (
     SchemaVersionError,
@@ -62,8 +60,6 @@ from keylane.state.values import (
     Commit,
     CommitResult,
     OutboxStats,
-    Outcome,
-    Position,
     SendRecord,
     SendStatus,
     Snapshot,
@@ -73,14 +69,12 @@ from keylane.state.values import (
 try:
     import asyncpg
     import asyncpg.exceptions as pgerr
-    from asyncpg.pool import PoolConnectionProxy
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingExtraError("PostgresStateStore", "postgres", "asyncpg") from exc
 
 __all__ = ["PostgresStateStore"]
 
 T = TypeVar("T")
-Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 #: First key of keylane's advisory locks (``pg_try_advisory_xact_lock(int, int)``): "kl".
 ADVISORY_CLASS = 0x6B6C
@@ -292,105 +286,9 @@ class PostgresStateStore(StateStore):
         now = self._clock()
 
         async def body(conn: Conn) -> list[CommitResult | StateError]:
-            return await self._commit_tx(conn, commits, now, prune_before)
+            return await commit_batch(conn, commits, now, prune_before, self._stage)
 
         return await self._run(body)
-
-    async def _read_rows(
-        self, conn: Conn, commits: Sequence[Commit]
-    ) -> tuple[dict[str, tuple[int, Position | None]], set[tuple[str, str]]]:
-        """Lock the commits' existing state rows (key order) and read their dedupe marks."""
-        rows = await conn.fetch(sql.LOCK_STATES, [c.key for c in commits])
-        stored = {r[0]: (int(r[1]), position_of(*r[2:6])) for r in rows}
-        events = [(c.key, c.event_id) for c in commits if c.event_id is not None]
-        marked: set[tuple[str, str]] = set()
-        if events:
-            found = await conn.fetch(sql.MARKED, [k for k, _ in events], [e for _, e in events])
-            marked = {(r[0], r[1]) for r in found}
-        return stored, marked
-
-    async def _commit_tx(
-        self,
-        conn: Conn,
-        commits: list[Commit],
-        now: float,
-        prune_before: float | None,
-    ) -> list[CommitResult | StateError]:
-        ordered = sorted(commits, key=lambda c: c.key)
-        stored, marked = await self._read_rows(conn, ordered)
-        verdicts: dict[str, CommitResult | StateError] = {}
-        writes: list[tuple[Commit, int, Position | None]] = []
-        for commit in ordered:
-            version, position = stored.get(commit.key, (0, None))
-            verdict = classify(commit, version, position, (commit.key, commit.event_id) in marked)
-            if verdict is None:
-                writes.append((commit, version, position))
-            else:
-                verdicts[commit.key] = verdict
-        self._stage("state")
-        new = [w for w in writes if w[0].key not in stored]
-        if new:
-            columns = _state_columns(new, with_version=False)
-            inserted = {r[0] for r in await conn.fetch(sql.INSERT_STATES, *columns, now)}
-            raced = [w[0] for w in new if w[0].key not in inserted]
-            if raced:  # created by another process since the lock read: re-read, classify
-                again, again_marked = await self._read_rows(conn, raced)
-                for commit in raced:
-                    version, position = again[commit.key]
-                    mark = (commit.key, commit.event_id) in again_marked
-                    verdict = classify(commit, version, position, mark)
-                    assert verdict is not None  # stored version >= 1 != expected 0
-                    verdicts[commit.key] = verdict
-                writes = [w for w in writes if w[0].key not in verdicts]
-        old = [w for w in writes if w[0].key in stored]
-        if old:
-            status = await conn.execute(
-                sql.UPDATE_STATES, *_state_columns(old, with_version=True), now
-            )
-            if status != f"UPDATE {len(old)}":  # the rows are locked: cannot happen
-                raise StateError(f"{self.description}: {status} of {len(old)} locked rows")
-        for commit, version, _ in writes:
-            verdicts[commit.key] = CommitResult(Outcome.COMMITTED, version + 1)
-        done = [w[0] for w in writes]
-        await self._write_effects(conn, done, now)
-        if prune_before is not None:
-            await conn.execute(sql.PRUNE, prune_before, PRUNE_LIMIT)
-        return [verdicts[c.key] for c in commits]
-
-    async def _write_effects(self, conn: Conn, done: list[Commit], now: float) -> None:
-        self._stage("dedupe")
-        marks = [(c.key, c.event_id) for c in done if c.event_id is not None]
-        if marks:
-            await conn.execute(sql.INSERT_MARKS, [k for k, _ in marks], [e for _, e in marks], now)
-        self._stage("cancel")
-        cancel_all = [c.key for c in done if c.cancel_all_sends]
-        if cancel_all:
-            await conn.execute(sql.CANCEL_ALL, cancel_all, now)
-        some = [(c.key, name) for c in done for name in c.cancel_sends]
-        if some:
-            await conn.execute(sql.CANCEL_SOME, [k for k, _ in some], [n for _, n in some], now)
-        self._stage("outbox")
-        sends = [s for c in done for s in c.sends]
-        if sends:
-            await conn.execute(
-                sql.INSERT_SENDS,
-                [s.idempotency_key for s in sends],
-                [s.key for s in sends],
-                [s.channel for s in sends],
-                [s.payload for s in sends],
-                [s.not_before for s in sends],
-                [s.expires_at for s in sends],
-                now,
-            )
-        self._stage("timers")
-        disarms = [(c.key, t) for c in done for t in c.disarm]
-        if disarms:
-            await conn.execute(sql.DISARM, [k for k, _ in disarms], [t for _, t in disarms])
-        arms = [t for c in done for t in c.arm]
-        if arms:
-            await conn.execute(
-                sql.ARM, [t.key for t in arms], [t.timer_id for t in arms], [t.due_at for t in arms]
-            )
 
     async def _prune(self, before: float, limit: int) -> int:
         async def body(conn: Conn) -> int:
@@ -509,18 +407,3 @@ class PostgresStateStore(StateStore):
             return int(await conn.fetchval("SELECT count(*) FROM keylane_timers"))
 
         return await self._run(body, transaction=False, read_only=True)
-
-
-def _state_columns(
-    writes: list[tuple[Commit, int, Position | None]], *, with_version: bool
-) -> list[list[Any]]:
-    """The ``unnest`` arrays of state rows: key, [version,] state, the position's four parts."""
-    positions = [
-        position_values(c.position if c.position is not None else stored) for c, _, stored in writes
-    ]
-    columns: list[list[Any]] = [[c.key for c, _, _ in writes]]
-    if with_version:
-        columns.append([version + 1 for _, version, _ in writes])
-    columns.append([c.state for c, _, _ in writes])
-    columns.extend([p[i] for p in positions] for i in range(4))
-    return columns

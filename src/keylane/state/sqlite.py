@@ -35,20 +35,17 @@ from keylane.state._coalesce import Coalescer
 from keylane.state._rows import (
     RECORD_COLUMNS,
     claimed_of,
-    position_of,
-    position_values,
     record_of,
     snapshot_of,
 )
 from keylane.state._schema import SQLITE_MIGRATIONS
+from keylane.state._sqlite_commit import BATCH, commit_batch, prune
 from keylane.state.base import (
     DEFAULT_DEDUPE_RETENTION,
-    PRUNE_LIMIT,
     SCHEMA_VERSION,
     Clock,
     FaultHook,
     StateStore,
-    classify,
 )
 from keylane.state.errors import (
     SchemaVersionError,
@@ -61,7 +58,6 @@ from keylane.state.values import (
     Commit,
     CommitResult,
     OutboxStats,
-    Outcome,
     SendRecord,
     SendStatus,
     Snapshot,
@@ -71,7 +67,6 @@ from keylane.state.values import (
 __all__ = ["SYNCHRONOUS_MODES", "SqliteStateStore"]
 
 T = TypeVar("T")
-_LOAD_BATCH = 500  # keys per coalesced load (SQLite allows 32,766 parameters)
 
 #: Accepted ``synchronous`` settings (OFF is refused: it can corrupt the file on power loss).
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
@@ -128,7 +123,7 @@ class SqliteStateStore(StateStore):
         self.busy_timeout = float(busy_timeout)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._loads: Coalescer[str, Snapshot] = Coalescer(self._load_many, _LOAD_BATCH)
+        self._loads: Coalescer[str, Snapshot] = Coalescer(self._load_many, BATCH)
 
     @property
     def description(self) -> str:
@@ -235,105 +230,12 @@ class SqliteStateStore(StateStore):
     ) -> list[CommitResult | StateError]:
         now = self._clock()
         return await self._call(
-            self._transaction, lambda conn: self._commit_sync(conn, commits, now, prune_before)
+            self._transaction,
+            lambda conn: commit_batch(conn, commits, now, prune_before, self._stage),
         )
-
-    def _commit_sync(
-        self,
-        conn: sqlite3.Connection,
-        commits: list[Commit],
-        now: float,
-        prune_before: float | None,
-    ) -> list[CommitResult | StateError]:
-        results: list[CommitResult | StateError] = []
-        states: list[tuple[Any, ...]] = []
-        marks: list[tuple[Any, ...]] = []
-        cancels: list[tuple[Any, ...]] = []
-        cancel_all: list[tuple[Any, ...]] = []
-        sends: list[tuple[Any, ...]] = []
-        arms: list[tuple[Any, ...]] = []
-        disarms: list[tuple[Any, ...]] = []
-        rows, marked_events = self._read_batch(conn, commits)
-        for commit in commits:
-            row = rows.get(commit.key)
-            version = 0 if row is None else int(row[0])
-            stored = None if row is None else position_of(*row[1:5])
-            marked = (commit.key, commit.event_id) in marked_events
-            verdict = classify(commit, version, stored, marked)
-            if verdict is not None:
-                results.append(verdict)
-                continue
-            results.append(CommitResult(Outcome.COMMITTED, version + 1))
-            position = commit.position if commit.position is not None else stored
-            states.append((commit.key, version + 1, commit.state, *position_values(position), now))
-            if commit.event_id is not None:
-                marks.append((commit.key, commit.event_id, now))
-            if commit.cancel_all_sends:
-                cancel_all.append((now, commit.key))
-            cancels.extend((now, commit.key, name) for name in commit.cancel_sends)
-            sends.extend(
-                (s.idempotency_key, s.key, s.channel, s.payload, s.not_before, s.expires_at, now,
-                 s.not_before)
-                for s in commit.sends
-            )  # fmt: skip
-            arms.extend((t.key, t.timer_id, t.due_at) for t in commit.arm)
-            disarms.extend((commit.key, timer_id) for timer_id in commit.disarm)
-        self._stage("state")
-        conn.executemany(sql.UPSERT_STATE, states)
-        self._stage("dedupe")
-        conn.executemany(
-            "INSERT INTO keylane_dedupe (key, event_id, created_at) VALUES (?, ?, ?)", marks
-        )
-        self._stage("cancel")
-        conn.executemany(sql.CANCEL_ALL, cancel_all)
-        conn.executemany(sql.CANCEL_ONE, cancels)
-        self._stage("outbox")
-        conn.executemany(sql.INSERT_SEND, sends)
-        self._stage("timers")
-        conn.executemany("DELETE FROM keylane_timers WHERE key = ? AND timer_id = ?", disarms)
-        conn.executemany(
-            "INSERT INTO keylane_timers (key, timer_id, due_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (key, timer_id) DO UPDATE SET due_at = excluded.due_at",
-            arms,
-        )
-        if prune_before is not None:
-            self._prune_sync(conn, prune_before, PRUNE_LIMIT)
-        return results
-
-    @staticmethod
-    def _read_batch(
-        conn: sqlite3.Connection, commits: list[Commit]
-    ) -> tuple[dict[str, tuple[Any, ...]], set[tuple[str, str | None]]]:
-        """The batch's state rows (version and position) and its already marked events."""
-        rows: dict[str, tuple[Any, ...]] = {}
-        for start in range(0, len(commits), _LOAD_BATCH):
-            keys = [c.key for c in commits[start : start + _LOAD_BATCH]]
-            marks = ", ".join("?" * len(keys))
-            for row in conn.execute(sql.SELECT_VERSIONS.format(marks=marks), keys):
-                rows[row[0]] = row[1:]
-        events = [(c.key, c.event_id) for c in commits if c.event_id is not None]
-        marked: set[tuple[str, str | None]] = set()
-        for start in range(0, len(events), _LOAD_BATCH):
-            chunk = events[start : start + _LOAD_BATCH]
-            values = ", ".join("(?, ?)" for _ in chunk)
-            args = [part for event in chunk for part in event]
-            marked.update(conn.execute(sql.SELECT_MARKED.format(values=values), args))
-        return rows, marked
-
-    @staticmethod
-    def _prune_sync(conn: sqlite3.Connection, before: float, limit: int) -> int:
-        cursor = conn.execute(
-            "DELETE FROM keylane_dedupe WHERE (key, event_id) IN ("
-            " SELECT key, event_id FROM keylane_dedupe WHERE created_at < ?"
-            " ORDER BY created_at LIMIT ?)",
-            (before, limit),
-        )
-        return cursor.rowcount
 
     async def _prune(self, before: float, limit: int) -> int:
-        return await self._call(
-            self._transaction, lambda conn: self._prune_sync(conn, before, limit)
-        )
+        return await self._call(self._transaction, lambda conn: prune(conn, before, limit))
 
     # ------------------------------------------------------------------ outbox
 
