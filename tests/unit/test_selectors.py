@@ -7,12 +7,8 @@ import random
 
 import pytest
 
-from keylane.brokers.memory.selectors import (
-    ConsistentHashingSelector,
-    HashRangeAutoSplitSelector,
-    StickyRangeSelector,
-    removed_ranges,
-)
+from keylane.brokers.memory.range_selectors import HashRangeAutoSplitSelector, StickyRangeSelector
+from keylane.brokers.memory.selectors import ConsistentHashingSelector
 from keylane.errors import StickyRangeConflictError
 from keylane.hashing import slot_consistent, slot_range
 
@@ -268,20 +264,3 @@ def test_sticky_rejects_empty_and_invalid_ranges() -> None:
     with pytest.raises(StickyRangeConflictError, match="invalid"):
         selector.add(C("x"), [(10, 5)])
     assert selector.ranges() == []
-
-
-# --------------------------------------------------------------------------- removed_ranges
-
-
-def test_removed_ranges_reports_owner_changes_per_previous_owner() -> None:
-    a, b, c = C("a"), C("b"), C("c")
-    before = [(0, 99, a), (100, 199, b)]
-    after = [(0, 49, a), (50, 149, c), (150, 199, b)]
-    assert removed_ranges(before, after) == {a: [(50, 99)], b: [(100, 149)]}
-
-
-def test_removed_ranges_counts_slots_without_new_owner() -> None:
-    a = C("a")
-    assert removed_ranges([(0, 10, a)], [(0, 4, a)]) == {a: [(5, 10)]}
-    assert removed_ranges([(0, 10, a)], []) == {a: [(0, 10)]}
-    assert removed_ranges([], [(0, 10, a)]) == {}

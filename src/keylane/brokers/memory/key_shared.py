@@ -22,12 +22,8 @@ from keylane.brokers.base import KeySharedMode, KeySharedPolicy, SubscriptionTyp
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.dispatcher import logger
 from keylane.brokers.memory.multi import MultiConsumerDispatcher
-from keylane.brokers.memory.selectors import (
-    ConsistentHashingSelector,
-    HashRangeAutoSplitSelector,
-    Selector,
-    StickyRangeSelector,
-)
+from keylane.brokers.memory.range_selectors import HashRangeAutoSplitSelector, StickyRangeSelector
+from keylane.brokers.memory.selectors import ConsistentHashingSelector, Selector
 from keylane.brokers.memory.storage import Entry
 
 if TYPE_CHECKING:

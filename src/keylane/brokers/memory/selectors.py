@@ -2,42 +2,36 @@
 
 Three selectors, as in Pulsar 4.0.x (spec section 1.4.3):
 
-* :class:`ConsistentHashingSelector` (AUTO_SPLIT, the default): each consumer puts
+* :class:`ConsistentHashingSelector` (AUTO_SPLIT, the default), here: each consumer puts
   ``replica_points`` points on a ring over slots 1..65535; a slot belongs to the first point at or
   after it. On a point collision the earlier consumer keeps the point.
-* :class:`HashRangeAutoSplitSelector` (AUTO_SPLIT with consistent hashing off): each new consumer
-  takes the lower half of the biggest range.
-* :class:`StickyRangeSelector` (STICKY): consumers declare fixed ranges; slots nobody covers have
-  no owner.
+* :class:`~keylane.brokers.memory.range_selectors.HashRangeAutoSplitSelector` (AUTO_SPLIT with
+  consistent hashing off) and
+  :class:`~keylane.brokers.memory.range_selectors.StickyRangeSelector` (STICKY), in
+  :mod:`keylane.brokers.memory.range_selectors`.
 
 A selector knows consumers only as hashable objects with a ``name`` attribute. :meth:`add` and
 :meth:`remove` return the slot ranges each *other* consumer lost, which the Key_Shared dispatcher
-turns into draining hashes. Slots come from :mod:`keylane.hashing`; this module imports nothing
-from the dispatchers and no backend.
+turns into draining hashes. They work on the points or ranges that change only: a join or leave
+costs O(changed points x log n), never a pass over the whole ring, and :meth:`select` stays
+O(log n). Slots come from :mod:`keylane.hashing`; this module imports nothing from the
+dispatchers and no backend.
 """
 
 from __future__ import annotations
 
 import abc
-import bisect
 from collections.abc import Hashable, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from keylane.errors import ConsumerBusyError, StickyRangeConflictError
+from sortedcontainers import SortedList
+
 from keylane.hashing import KEY_SHARED_RANGE_SIZE, slot_consistent
 
-__all__ = [
-    "ConsistentHashingSelector",
-    "HashRangeAutoSplitSelector",
-    "Selector",
-    "StickyRangeSelector",
-    "removed_ranges",
-]
+__all__ = ["ConsistentHashingSelector", "Selector"]
 
-#: Upper bound key of the hash-range selectors (ranges are ``(previous key, key]``).
-_RANGE_TOP = KEY_SHARED_RANGE_SIZE
 #: Highest slot of every selector.
-_MAX_SLOT = KEY_SHARED_RANGE_SIZE - 1
+MAX_SLOT = KEY_SHARED_RANGE_SIZE - 1
 
 
 class _Named(Hashable, Protocol):
@@ -48,35 +42,35 @@ class _Named(Hashable, Protocol):
 C = TypeVar("C", bound=_Named)
 
 
-def removed_ranges(
-    before: Sequence[tuple[int, int, C]], after: Sequence[tuple[int, int, C]]
-) -> dict[C, list[tuple[int, int]]]:
-    """Slot ranges whose owner changed, per previous owner (Pulsar ``ImpactedConsumersResult``).
+class _Lost(Generic[C]):
+    """Slot ranges that changed owner during one add or remove, per previous owner.
 
-    Args:
-        before: sorted, non-overlapping ``(start, end, owner)`` ranges before the change.
-        after: the same after the change (slots in no range have no owner).
+    Every slot is recorded at most once per change, so merging the recorded spans gives the
+    difference between the assignment before and after (Pulsar ``ImpactedConsumersResult``).
     """
-    lost: dict[C, list[tuple[int, int]]] = {}
-    j = 0
-    for start, end, owner in before:
-        pos = start
-        while pos <= end:
-            while j < len(after) and after[j][1] < pos:
-                j += 1
-            if j < len(after) and after[j][0] <= pos:
-                seg_end, new_owner = min(end, after[j][1]), after[j][2]
-            else:
-                seg_end = min(end, after[j][0] - 1) if j < len(after) else end
-                new_owner = None
-            if new_owner is not owner:
-                ranges = lost.setdefault(owner, [])
-                if ranges and ranges[-1][1] + 1 == pos:
-                    ranges[-1] = (ranges[-1][0], seg_end)
+
+    __slots__ = ("_spans",)
+
+    def __init__(self) -> None:
+        self._spans: dict[C, list[tuple[int, int]]] = {}
+
+    def add(self, owner: C, spans: Sequence[tuple[int, int]]) -> None:
+        self._spans.setdefault(owner, []).extend(spans)
+
+    def result(self) -> dict[C, list[tuple[int, int]]]:
+        """Sorted, merged ranges per previous owner, owners ordered by their lowest lost slot."""
+        merged: list[tuple[C, list[tuple[int, int]]]] = []
+        for owner, spans in self._spans.items():
+            spans.sort()
+            out: list[tuple[int, int]] = []
+            for start, end in spans:
+                if out and out[-1][1] + 1 == start:
+                    out[-1] = (out[-1][0], end)
                 else:
-                    ranges.append((pos, seg_end))
-            pos = seg_end + 1
-    return lost
+                    out.append((start, end))
+            merged.append((owner, out))
+        merged.sort(key=lambda item: item[1][0][0])
+        return dict(merged)
 
 
 class Selector(abc.ABC, Generic[C]):
@@ -119,15 +113,27 @@ class ConsistentHashingSelector(Selector[C]):
 
     Point ``i`` of a consumer is ``slot_consistent(name + "\\0" + name_index + "\\0" + i)``,
     where ``name_index`` is the lowest index unused by connected consumers of the same name.
+
+    The ring is a sorted list of points, each linked to its neighbours, with its consumers in
+    arrival order. A join or leave inserts or removes its own points only; each of them changes
+    the owner of one span at most, the slots after the previous point up to it. :meth:`select`
+    answers from a per-slot cache, from which a join or leave drops exactly the slots whose
+    owner it changed.
     """
 
     def __init__(self, replica_points: int = 100) -> None:
         self._replica_points = replica_points
         #: point -> consumers in arrival order; the first one owns the point.
         self._ring: dict[int, list[C]] = {}
+        #: The ring's points, sorted, and each point's neighbours (wrapping round).
+        self._points: SortedList[int] = SortedList()
+        self._next: dict[int, int] = {}
+        self._prev: dict[int, int] = {}
         self._name_index: dict[C, int] = {}
-        self._points: list[int] = []
-        self._owners: list[C] = []
+        #: name -> name indexes in use by connected consumers of that name.
+        self._indexes: dict[str, set[int]] = {}
+        #: slot -> owner, for the slots :meth:`select` was asked about since they last moved.
+        self._cache: dict[int, C] = {}
 
     @property
     def uses_consistent_slots(self) -> bool:
@@ -144,191 +150,123 @@ class ConsistentHashingSelector(Selector[C]):
         self, consumer: C, sticky_ranges: Sequence[tuple[int, int]] = ()
     ) -> dict[C, list[tuple[int, int]]]:
         self.validate(consumer, sticky_ranges)
-        before = self.ranges()
-        used = {i for c, i in self._name_index.items() if c.name == consumer.name}
-        index = next(i for i in range(len(used) + 1) if i not in used)
+        used = self._indexes.setdefault(consumer.name, set())
+        index = 0
+        while index in used:
+            index += 1
+        used.add(index)
         self._name_index[consumer] = index
+        ring, points, nxt, prv = self._ring, self._points, self._next, self._prev
+        lost: _Lost[C] = _Lost()
         for point in self._points_of(consumer.name, index):
-            self._ring.setdefault(point, []).append(consumer)
-        self._rebuild()
-        return removed_ranges(before, self.ranges())
+            owners = ring.get(point)
+            if owners is not None:
+                owners.append(consumer)  # collision: the earlier consumer keeps the point
+                continue
+            ring[point] = [consumer]
+            if not points:
+                points.add(point)  # the first point: its slots had no owner before
+                nxt[point] = prv[point] = point
+                continue
+            after = next(points.irange(minimum=point), points[0])
+            before = prv[after]
+            points.add(point)
+            nxt[before], prv[point], nxt[point], prv[after] = point, before, after, point
+            previous = ring[after][0]  # the new point's span was the next point's
+            if previous is not consumer:
+                lost.add(previous, _span(before, point))
+        return self._forget(lost.result())
 
     def remove(self, consumer: C) -> dict[C, list[tuple[int, int]]]:
         index = self._name_index.pop(consumer, None)
         if index is None:
             return {}
-        before = self.ranges()
+        used = self._indexes[consumer.name]
+        used.discard(index)
+        if not used:
+            del self._indexes[consumer.name]
+        ring, points, nxt, prv = self._ring, self._points, self._next, self._prev
+        lost: _Lost[C] = _Lost()
         for point in self._points_of(consumer.name, index):
-            owners = self._ring.get(point)
+            owners = ring.get(point)
             if owners is None:
                 continue
-            for k, c in enumerate(owners):
-                if c is consumer:
-                    del owners[k]
-                    break
-            if not owners:
-                del self._ring[point]
-        self._rebuild()
-        return removed_ranges(before, self.ranges())
+            k = next((k for k, c in enumerate(owners) if c is consumer), -1)
+            if k < 0:
+                continue
+            del owners[k]
+            if k > 0:
+                continue  # it was waiting in line for the point: nothing moves
+            before = prv[point]
+            heir: C | None
+            if owners:
+                heir = owners[0]  # the next consumer in line takes the point over
+            else:
+                # The span joins the next point's; an empty ring has no owner.
+                after = nxt.pop(point)
+                del prv[point], ring[point]
+                points.remove(point)
+                if after == point:
+                    heir = None
+                else:
+                    nxt[before], prv[after] = after, before
+                    heir = ring[after][0]
+            if heir is not consumer:
+                lost.add(consumer, _span(before, point))
+        return self._forget(lost.result())
 
-    def _rebuild(self) -> None:
-        self._points = sorted(self._ring)
-        self._owners = [self._ring[p][0] for p in self._points]
+    def _forget(self, lost: dict[C, list[tuple[int, int]]]) -> dict[C, list[tuple[int, int]]]:
+        """Drop the slots that changed owner from the select cache; returns ``lost``."""
+        cache = self._cache
+        for spans in lost.values():
+            for start, end in spans:
+                if not cache:
+                    return lost
+                if end - start >= len(cache):
+                    for slot in [s for s in cache if start <= s <= end]:
+                        del cache[slot]
+                else:
+                    for slot in range(start, end + 1):
+                        cache.pop(slot, None)
+        return lost
 
     def select(self, slot: int) -> C | None:
-        points = self._points
-        if not points:
-            return None
-        i = bisect.bisect_left(points, slot)
-        return self._owners[i if i < len(points) else 0]
+        owner = self._cache.get(slot)
+        if owner is None:
+            points = self._points
+            if not points:
+                return None
+            point = next(points.irange(minimum=slot), points[0])
+            owner = self._cache[slot] = self._ring[point][0]
+        return owner
 
     def ranges(self) -> list[tuple[int, int, C]]:
-        points, owners = self._points, self._owners
-        if not points:
+        ring = self._ring
+        if not ring:
             return []
         out: list[tuple[int, int, C]] = []
         start = 1
-        for point, owner in zip(points, owners, strict=True):
+        for point in self._points:
+            owner = ring[point][0]
             if out and out[-1][2] is owner:
                 out[-1] = (out[-1][0], point, owner)
             else:
                 out.append((start, point, owner))
             start = point + 1
-        if start <= _MAX_SLOT:
-            first = owners[0]
+        if start <= MAX_SLOT:
+            first = ring[self._points[0]][0]
             if out[-1][2] is first:
-                out[-1] = (out[-1][0], _MAX_SLOT, first)
+                out[-1] = (out[-1][0], MAX_SLOT, first)
             else:
-                out.append((start, _MAX_SLOT, first))
+                out.append((start, MAX_SLOT, first))
         return out
 
 
-class HashRangeAutoSplitSelector(Selector[C]):
-    """Pulsar ``HashRangeAutoSplitStickyKeyConsumerSelector`` (range size 65536)."""
+def _span(before: int, point: int) -> list[tuple[int, int]]:
+    """Slots a ring point owns: after the previous point ``before`` up to ``point``.
 
-    def __init__(self) -> None:
-        #: Sorted upper bounds; range k is ``(keys[k-1], keys[k]]`` (the first starts at 0).
-        self._keys: list[int] = []
-        self._owner: dict[int, C] = {}
-        self._key_of: dict[C, int] = {}
-
-    @property
-    def uses_consistent_slots(self) -> bool:
-        return False
-
-    def _biggest(self) -> tuple[int, int]:
-        """``(upper key, lower key)`` of the biggest range; ties go to the lowest range."""
-        best, best_lower, size, lower = _RANGE_TOP, 0, 0, 0
-        for key in self._keys:
-            if key - lower > size:
-                size, best, best_lower = key - lower, key, lower
-            lower = key
-        return best, best_lower
-
-    def validate(self, consumer: C, sticky_ranges: Sequence[tuple[int, int]]) -> None:
-        if consumer in self._key_of:
-            raise ValueError(f"consumer {consumer.name!r} is already in the selector")
-        if self._keys:
-            key, lower = self._biggest()
-            if key - lower <= 1:
-                raise ConsumerBusyError(
-                    "No more range can assigned to new consumer, assigned consumers "
-                    f"{len(self._keys)}"
-                )
-
-    def add(
-        self, consumer: C, sticky_ranges: Sequence[tuple[int, int]] = ()
-    ) -> dict[C, list[tuple[int, int]]]:
-        self.validate(consumer, sticky_ranges)
-        before = self.ranges()
-        if not self._keys:
-            split = _RANGE_TOP
-        else:
-            key, lower = self._biggest()
-            split = key - ((key - lower) >> 1)
-        bisect.insort(self._keys, split)
-        self._owner[split] = consumer
-        self._key_of[consumer] = split
-        return removed_ranges(before, self.ranges())
-
-    def remove(self, consumer: C) -> dict[C, list[tuple[int, int]]]:
-        key = self._key_of.pop(consumer, None)
-        if key is None:
-            return {}
-        before = self.ranges()
-        i = bisect.bisect_left(self._keys, key)
-        if key == _RANGE_TOP and len(self._keys) > 1:
-            # The lower neighbour takes over the top range.
-            lower_key = self._keys[i - 1]
-            neighbour = self._owner.pop(lower_key)
-            del self._keys[i - 1]
-            self._owner[key] = neighbour
-            self._key_of[neighbour] = key
-        else:
-            del self._keys[i]
-            del self._owner[key]
-        return removed_ranges(before, self.ranges())
-
-    def select(self, slot: int) -> C | None:
-        keys = self._keys
-        i = bisect.bisect_left(keys, slot)
-        return self._owner[keys[i]] if i < len(keys) else None
-
-    def ranges(self) -> list[tuple[int, int, C]]:
-        out: list[tuple[int, int, C]] = []
-        lower = -1
-        for key in self._keys:
-            out.append((lower + 1, min(key, _MAX_SLOT), self._owner[key]))
-            lower = key
-        return out
-
-
-class StickyRangeSelector(Selector[C]):
-    """Pulsar ``HashRangeExclusiveStickyKeyConsumerSelector``: fixed, non-overlapping ranges."""
-
-    def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._ranges: list[tuple[int, int, C]] = []
-
-    @property
-    def uses_consistent_slots(self) -> bool:
-        return False
-
-    def validate(self, consumer: C, sticky_ranges: Sequence[tuple[int, int]]) -> None:
-        if not sticky_ranges:
-            raise StickyRangeConflictError("Ranges for KeyShared policy must not be empty.")
-        for start, end in sticky_ranges:
-            if not 0 <= start <= end <= _MAX_SLOT:
-                raise StickyRangeConflictError(f"Fixed hash range {start}-{end} is invalid")
-            for s, e, other in self._ranges:
-                if start <= e and s <= end:
-                    raise StickyRangeConflictError(
-                        f"Range conflict with consumer {other.name!r}: "
-                        f"[{start}, {end}] overlaps its range [{s}, {e}]"
-                    )
-
-    def add(
-        self, consumer: C, sticky_ranges: Sequence[tuple[int, int]] = ()
-    ) -> dict[C, list[tuple[int, int]]]:
-        self.validate(consumer, sticky_ranges)
-        for start, end in sticky_ranges:
-            self._ranges.append((start, end, consumer))
-        self._ranges.sort(key=lambda r: r[0])
-        self._starts = [r[0] for r in self._ranges]
-        return {}
-
-    def remove(self, consumer: C) -> dict[C, list[tuple[int, int]]]:
-        self._ranges = [r for r in self._ranges if r[2] is not consumer]
-        self._starts = [r[0] for r in self._ranges]
-        return {}
-
-    def select(self, slot: int) -> C | None:
-        i = bisect.bisect_right(self._starts, slot) - 1
-        if i >= 0:
-            _, end, owner = self._ranges[i]
-            if slot <= end:
-                return owner
-        return None
-
-    def ranges(self) -> list[tuple[int, int, C]]:
-        return list(self._ranges)
+    The lowest point (``before`` is the highest, or itself) also owns the slots after the highest.
+    """
+    if before < point:
+        return [(before + 1, point)]
+    return [(1, point), (before + 1, MAX_SLOT)] if before < MAX_SLOT else [(1, point)]
