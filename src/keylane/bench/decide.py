@@ -66,6 +66,8 @@ class DecideBenchResult:
         decisions: decisions made per pass (workload events + timer firings).
         seconds: wall-clock seconds of the in-memory pass.
         codec_seconds: wall-clock seconds of the pass with state decode/encode per decision.
+        cpu_seconds: CPU seconds of the in-memory pass (steadier on a shared machine).
+        codec_cpu_seconds: CPU seconds of the codec pass.
         sends: send intents produced (per pass; both passes agree).
         reasons: reason codes counted over the in-memory pass.
         mean_state_bytes: mean encoded state size at the end.
@@ -77,6 +79,8 @@ class DecideBenchResult:
     decisions: int
     seconds: float
     codec_seconds: float
+    cpu_seconds: float
+    codec_cpu_seconds: float
     sends: int
     reasons: dict[str, int]
     mean_state_bytes: float
@@ -102,6 +106,8 @@ class DecideBenchResult:
             "decisions_per_s": round(self.decisions_per_s),
             "codec_seconds": round(self.codec_seconds, 4),
             "codec_decisions_per_s": round(self.codec_decisions_per_s),
+            "decisions_per_cpu_s": round(self.decisions / self.cpu_seconds),
+            "codec_decisions_per_cpu_s": round(self.decisions / self.codec_cpu_seconds),
             "sends": self.sends,
             "mean_state_bytes": round(self.mean_state_bytes, 1),
             "max_state_bytes": self.max_state_bytes,
@@ -218,8 +224,11 @@ def run_decide_bench(
     """
     journeys = load_default_journeys()
     workload = make_workload(events, subscribers, seed)
+    cpu = time.process_time()
     seconds, decisions, sends, reasons, states = _run(workload, journeys, codec=False)
+    cpu, cpu_seconds = time.process_time(), time.process_time() - cpu
     codec_seconds, codec_decisions, codec_sends, _, _ = _run(workload, journeys, codec=True)
+    codec_cpu_seconds = time.process_time() - cpu
     if (codec_decisions, codec_sends) != (decisions, sends):  # pragma: no cover - determinism
         raise AssertionError("the codec pass decided differently from the in-memory pass")
     sizes = [len(encode_state(state)) for state in states.values()]
@@ -229,6 +238,8 @@ def run_decide_bench(
         decisions=decisions,
         seconds=seconds,
         codec_seconds=codec_seconds,
+        cpu_seconds=max(cpu_seconds, 1e-9),
+        codec_cpu_seconds=max(codec_cpu_seconds, 1e-9),
         sends=sends,
         reasons={str(code): count for code, count in reasons.items()},
         mean_state_bytes=sum(sizes) / len(sizes),
