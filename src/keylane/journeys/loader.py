@@ -102,9 +102,7 @@ class _Context:
             named = _NAMED.search(message)
             if named:
                 field = f"{field}.{named.group(2)}" if field else named.group(2)
-                message = (
-                    "is required" if named.group(1).startswith("missing") else "unknown field"
-                )
+                message = "is required" if named.group(1).startswith("missing") else "unknown field"
             raise self.error(message[:1].lower() + message[1:], journey, step, field) from None
 
 
