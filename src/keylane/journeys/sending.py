@@ -41,7 +41,7 @@ from keylane.journeys.state import Pending, Run, SubscriberState
 from keylane.journeys.templates import RenderError, Template
 from keylane.journeys.work import Work, from_ms, idempotency_key
 
-__all__ = ["MAX_BODY", "plan_send", "recheck", "send_reply"]
+__all__ = ["MAX_BODY", "cap_rules", "plan_send", "recheck", "send_reply"]
 
 #: The longest rendered body per channel (SMS: ten segments).
 MAX_BODY = {Channel.SMS: 1600, Channel.EMAIL: 100_000}
@@ -64,7 +64,8 @@ def _window(channel: Channel, phone_state: str | None, brand: BrandConfig) -> Wi
     return brand.email_window
 
 
-def _rules(channel: Channel, phone_state: str | None, brand: BrandConfig) -> tuple[CapRule, ...]:
+def cap_rules(channel: Channel, phone_state: str | None, brand: BrandConfig) -> tuple[CapRule, ...]:
+    """The cap rules of a marketing send: the brand's for the channel, plus the FL/OK legal cap."""
     if channel is Channel.EMAIL:
         return brand.email_caps
     if phone_state in caps.LEGAL_CAP_STATES:
@@ -149,7 +150,7 @@ def plan_send(w: Work, journey: Journey, run: Run, step: Send, intended_ms: int)
             return
         sent = w.sms_sends if sms else w.email_sends
         sent = caps.prune(sent, w.now_ms, w.journeys.cap_horizon_ms)
-        rules = _rules(step.channel, w.phone_state, w.brand)
+        rules = cap_rules(step.channel, w.phone_state, w.brand)
         if not caps.allows(sent, planned_ms, rules):
             w.reason(
                 ReasonCode.SKIPPED_FREQUENCY_CAP,

@@ -21,7 +21,7 @@ import msgspec
 
 from keylane.journeys import JourneySet, MessageClass, SendIntent, SubscriberState
 from keylane.journeys.policies import caps
-from keylane.journeys.sending import _rules as cap_rules  # TODO: public name
+from keylane.journeys.sending import cap_rules
 from keylane.runtime.codec import decode_intent
 from keylane.state import SendRecord, SendStatus
 
