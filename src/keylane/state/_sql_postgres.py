@@ -10,15 +10,9 @@ from keylane.state._rows import CLAIMED_COLUMNS
 from keylane.state._schema import STATUSES_SQL
 
 __all__ = [
-    "ARM",
-    "CANCEL_ALL",
-    "CANCEL_SOME",
     "CLAIM",
     "CLAIM_CANDIDATES",
-    "DISARM",
     "FINISH",
-    "INSERT_MARKS",
-    "INSERT_SENDS",
     "INSERT_STATES",
     "LOCK_KEYS",
     "LOCK_STATES",
@@ -26,6 +20,7 @@ __all__ = [
     "NO_OTHER_DISPATCHING",
     "PRUNE",
     "UPDATE_STATES",
+    "WRITE",
 ]
 
 LOCK_STATES = """
@@ -52,37 +47,6 @@ SET version = i.v, state = i.s, pos_partition = i.pp, pos_ledger = i.pl, pos_ent
 FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[],
             $7::bigint[]) AS i(k, v, s, pp, pl, pe, pb)
 WHERE t.key = i.k AND t.version = i.v - 1
-"""
-INSERT_MARKS = """
-INSERT INTO keylane_dedupe (key, event_id, created_at)
-SELECT k, e, $3 FROM unnest($1::text[], $2::text[]) AS i(k, e)
-"""
-CANCEL_ALL = """
-UPDATE keylane_outbox SET status = 'CANCELLED', finished_at = $2, detail = 'cancelled by a commit'
-WHERE key = ANY($1::text[]) AND status IN ('PENDING', 'RETRY')
-"""
-CANCEL_SOME = """
-UPDATE keylane_outbox AS o
-SET status = 'CANCELLED', finished_at = $3, detail = 'cancelled by a commit'
-FROM unnest($1::text[], $2::text[]) AS i(k, name)
-WHERE o.idempotency_key = i.name AND o.key = i.k AND o.status IN ('PENDING', 'RETRY')
-"""
-INSERT_SENDS = """
-INSERT INTO keylane_outbox
-    (idempotency_key, key, channel, payload, status, not_before, expires_at, created_at, ready_at)
-SELECT name, k, ch, p, 'PENDING', nb, ex, $7, nb
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::float8[], $6::float8[])
-    AS i(name, k, ch, p, nb, ex)
-ON CONFLICT (idempotency_key) DO NOTHING
-"""
-DISARM = """
-DELETE FROM keylane_timers AS t USING unnest($1::text[], $2::text[]) AS i(k, id)
-WHERE t.key = i.k AND t.timer_id = i.id
-"""
-ARM = """
-INSERT INTO keylane_timers (key, timer_id, due_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::float8[])
-ON CONFLICT (key, timer_id) DO UPDATE SET due_at = excluded.due_at
 """
 PRUNE = """
 DELETE FROM keylane_dedupe WHERE ctid = ANY(ARRAY(
@@ -115,4 +79,44 @@ SET status = $1, not_before = COALESCE($2::float8, not_before), retry_at = $3::f
                     ELSE COALESCE($2::float8, not_before) END,
     finished_at = $4::float8, detail = $5, lease_until = NULL
 WHERE idempotency_key = $6 AND status = 'DISPATCHING' AND owner = $7 AND attempts = $8
+"""
+
+#: Every write of a group commit but new keys, in one statement: $1-$7 the existing states
+#: (key, new version, state, position), $8 now, then the marks, cancels, sends and timers.
+#: All parts see the statement's snapshot, so a cancel never touches a send this statement
+#: inserts (cancels apply before inserts, as the contract says). Returns the updated count.
+WRITE = f"""
+WITH updated AS (
+    {UPDATE_STATES.strip()}
+    RETURNING 1
+), marks AS (
+    INSERT INTO keylane_dedupe (key, event_id, created_at)
+    SELECT k, e, $8 FROM unnest($9::text[], $10::text[]) AS m(k, e)
+), cancel_all AS (
+    UPDATE keylane_outbox
+    SET status = 'CANCELLED', finished_at = $8, detail = 'cancelled by a commit'
+    WHERE key = ANY($11::text[]) AND status IN ('PENDING', 'RETRY')
+), cancel_some AS (
+    UPDATE keylane_outbox AS o
+    SET status = 'CANCELLED', finished_at = $8, detail = 'cancelled by a commit'
+    FROM unnest($12::text[], $13::text[]) AS c(k, name)
+    WHERE o.idempotency_key = c.name AND o.key = c.k AND o.status IN ('PENDING', 'RETRY')
+      AND NOT o.key = ANY($11::text[])
+), sends AS (
+    INSERT INTO keylane_outbox
+        (idempotency_key, key, channel, payload, status, not_before, expires_at, created_at,
+         ready_at)
+    SELECT name, k, ch, p, 'PENDING', nb, ex, $8, nb
+    FROM unnest($14::text[], $15::text[], $16::text[], $17::bytea[], $18::float8[],
+                $19::float8[]) AS s(name, k, ch, p, nb, ex)
+    ON CONFLICT (idempotency_key) DO NOTHING
+), disarmed AS (
+    DELETE FROM keylane_timers AS t USING unnest($20::text[], $21::text[]) AS d(k, id)
+    WHERE t.key = d.k AND t.timer_id = d.id
+), armed AS (
+    INSERT INTO keylane_timers (key, timer_id, due_at)
+    SELECT * FROM unnest($22::text[], $23::text[], $24::float8[])
+    ON CONFLICT (key, timer_id) DO UPDATE SET due_at = excluded.due_at
+)
+SELECT count(*) FROM updated
 """

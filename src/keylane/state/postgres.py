@@ -7,12 +7,12 @@ reconnects. Connection loss, a server that is down or starting, too many connect
 timeouts raise :class:`StoreUnavailableError`; reads are retried once on a fresh connection
 first. Deadlocks and serialisation failures roll the whole transaction back and are retried.
 
-Group commit is one transaction of a few statements whatever the batch size (arrays passed
-to ``unnest``): lock the batch's existing state rows in key order (``SELECT ... ORDER BY key FOR
-UPDATE``, so two processes' batches cannot deadlock on each other), read their dedupe marks,
-classify each commit in Python (duplicate, fenced, or write), then insert new keys (``INSERT ...
-ON CONFLICT DO NOTHING``: a key created concurrently by another process is re-read and
-classified), update the others, and insert the marks, cancels, outbox rows and timers.
+Group commit is one transaction of five statements whatever the batch size
+(:mod:`._pg_commit`): lock the batch's existing state rows in key order (``SELECT ... ORDER BY key
+FOR UPDATE``, so two processes' batches cannot deadlock on each other), read their dedupe marks,
+classify each commit in Python (duplicate, fenced, or write), insert new keys (``INSERT ... ON
+CONFLICT DO NOTHING``: a key created concurrently by another process is re-read and classified),
+then one statement of data-modifying CTEs over ``unnest``-ed arrays writes everything else.
 
 Claims let several relays work at once without blocking each other: candidate rows are taken
 ``FOR UPDATE SKIP LOCKED``; per key a transaction-scoped advisory lock
