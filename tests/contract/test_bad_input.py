@@ -7,18 +7,29 @@ rejected consumer) and that no message was lost or duplicated.
 
 from __future__ import annotations
 
+import inspect
+import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from keylane.brokers.base import (
+    BatchingType,
     Consumer,
     DeadLetterPolicy,
     KeySharedMode,
     KeySharedPolicy,
     Producer,
     SubscriptionType,
+)
+from keylane.brokers.validation import (
+    MAX_ACK_TIMEOUT,
+    MAX_EVENT_TIME,
+    MAX_PARTITIONS,
+    MAX_RECEIVER_QUEUE_SIZE,
+    MAX_SECONDS,
 )
 from keylane.errors import (
     AlreadyClosedError,
@@ -45,13 +56,21 @@ class Probe:
 
     @classmethod
     async def start(
-        cls, backend: Backend, subscription_type: SubscriptionType = SHARED, **options: Any
+        cls,
+        backend: Backend,
+        subscription_type: SubscriptionType = SHARED,
+        *,
+        partitions: int = 0,
+        batching: BatchingType | None = None,
+        **options: Any,
     ) -> Probe:
         topic = backend.topic()
+        if partitions:
+            await backend.broker.create_topic(topic, partitions)
         consumer = await backend.subscribe(
             topic, "sub", subscription_type, consumer_name="probe", **options
         )
-        return cls(backend, topic, await backend.producer(topic), consumer)
+        return cls(backend, topic, await backend.producer(topic, batching=batching), consumer)
 
     async def send(self, n: int = 3, key: str | None = "k") -> None:
         for _ in range(n):
@@ -243,3 +262,245 @@ def test_bad_policies_rejected() -> None:
         KeySharedPolicy(mode=KeySharedMode.STICKY, sticky_ranges=[(0, 65536)])
     with pytest.raises(InvalidArgumentError, match="STICKY"):
         KeySharedPolicy(sticky_ranges=[(0, 10)])
+
+
+# --------------------------------------------------------------------------- one rule set
+# Issue 7, items 2 and 8: every argument that reaches the wire is checked by the shared rules
+# (keylane.brokers.validation, keylane._validate) on both backends, with finite bounds, before
+# anything is created or published. Each test makes many bad calls on one probe (a probe costs
+# seconds on real Pulsar), names the call that was not rejected, then checks nothing changed.
+
+#: A lone surrogate, as ``json.loads('"\\ud800"')`` makes it: a str that has no UTF-8 bytes.
+SURROGATE = json.loads('"\\ud800"')
+INF = float("inf")
+NAN = float("nan")
+HUGE_INT = 10**400  # float() of it overflows
+
+
+async def expect_rejections(calls: list[tuple[str, Callable[[], object]]]) -> None:
+    """Run (and await) every call; each must raise InvalidArgumentError naming the argument."""
+    problems = []
+    for mentions, call in calls:
+        try:
+            result = call()
+            if inspect.isawaitable(result):
+                await result
+        except InvalidArgumentError as exc:
+            if mentions not in str(exc):
+                problems.append(f"{mentions}: message does not name it: {exc}")
+        except Exception as exc:
+            problems.append(f"{mentions}: raised {type(exc).__name__}: {exc}")
+        else:
+            problems.append(f"{mentions}: accepted")
+    assert not problems, "\n".join(problems)
+
+
+def sending(producer: Producer, **options: Any) -> Callable[[], Awaitable[object]]:
+    return lambda: producer.send(b"bad", **options)
+
+
+@pytest.mark.parametrize(
+    ("partitions", "batching"),
+    [(0, None), (3, BatchingType.KEY_BASED)],
+    ids=["unbatched", "partitioned-batched"],
+)
+async def test_send_text_that_is_not_utf8_is_rejected_and_delivery_goes_on(
+    backend: Backend, partitions: int, batching: BatchingType | None
+) -> None:
+    # Item 2: the memory broker took such a key, then stopped delivering every key.
+    probe = await Probe.start(backend, KEY_SHARED, partitions=partitions, batching=batching)
+    await probe.send()
+    producer = probe.producer
+    await expect_rejections(
+        [
+            ("key", sending(producer, key=SURROGATE)),
+            ("key", sending(producer, key="user-" + SURROGATE + "-1")),
+            ("ordering_key", sending(producer, ordering_key=SURROGATE)),
+            ("ordering_key", sending(producer, key="k", ordering_key="o" + SURROGATE)),
+            ("properties", sending(producer, key="k", properties={SURROGATE: "v"})),
+            ("properties", sending(producer, key="k", properties={"p": "v" + SURROGATE})),
+        ]
+    )
+    await probe.assert_intact()  # every key still flows; no bad message was published
+
+
+async def test_names_that_are_not_utf8_are_rejected(backend: Backend) -> None:
+    probe = await Probe.start(backend, SHARED)
+    broker = backend.broker
+    bad_topic = backend.topic("bad" + SURROGATE)
+
+    def dead_letter(**options: Any) -> Callable[[], Awaitable[object]]:
+        return lambda: broker.subscribe(
+            probe.topic,
+            "sub",
+            subscription_type=SHARED,
+            consumer_name="dl",
+            dead_letter_policy=DeadLetterPolicy(max_redeliver_count=1, **options),
+        )
+
+    await expect_rejections(
+        [
+            ("topic", lambda: broker.create_topic(bad_topic)),
+            ("topic", lambda: broker.create_topic(bad_topic, 2)),
+            ("topic", lambda: broker.topic_partitions(bad_topic)),
+            ("topic", lambda: broker.create_producer(bad_topic)),
+            ("topic", lambda: broker.subscribe(bad_topic, "sub")),
+            ("producer_name", lambda: broker.create_producer(probe.topic, producer_name=SURROGATE)),
+            ("subscription", lambda: broker.subscribe(probe.topic, "s" + SURROGATE)),
+            (
+                "consumer_name",
+                lambda: broker.subscribe(
+                    probe.topic, "sub", subscription_type=SHARED, consumer_name="c" + SURROGATE
+                ),
+            ),
+            ("dead_letter_topic", dead_letter(dead_letter_topic=backend.topic(SURROGATE))),
+            ("dead_letter_topic", dead_letter(dead_letter_topic="a/b")),
+            ("dead_letter_topic", dead_letter(dead_letter_topic=42)),
+            ("initial_subscription_name", dead_letter(initial_subscription_name=SURROGATE)),
+            ("initial_subscription_name", dead_letter(initial_subscription_name=7)),
+        ]
+    )
+    await probe.assert_intact()  # no rejected consumer took a share of the subscription
+
+
+async def test_non_finite_and_huge_send_times_are_rejected(backend: Backend) -> None:
+    # Item 8: Pulsar raised raw client errors for these, the memory broker accepted some.
+    probe = await Probe.start(backend, SHARED)
+    await probe.send()
+    producer = probe.producer
+    far = datetime.now(UTC) + timedelta(seconds=MAX_SECONDS + 86_400)
+    await expect_rejections(
+        [
+            *(
+                ("deliver_after", sending(producer, deliver_after=value))
+                for value in (INF, -INF, 1e300, HUGE_INT, MAX_SECONDS * 2, timedelta.max)
+            ),
+            *(
+                ("deliver_at", sending(producer, deliver_at=value))
+                for value in (INF, NAN, 1e300, HUGE_INT, far, far.timestamp())
+            ),
+            *(
+                ("event_time", sending(producer, event_time=value))
+                for value in (NAN, INF, -INF, 0, 0.0, -1.0, 1e300, HUGE_INT, MAX_EVENT_TIME + 1)
+            ),
+        ]
+    )
+    await probe.assert_intact()
+
+
+async def test_largest_send_times_are_accepted(backend: Backend) -> None:
+    probe = await Probe.start(backend, SHARED)
+    # Delayed by the longest allowed delay: stored, never due within the test.
+    await probe.producer.send(b"late", deliver_after=MAX_SECONDS)
+    await probe.producer.send(b"stamped", event_time=MAX_EVENT_TIME)
+    message = await backend.receive(probe.consumer)
+    await probe.consumer.acknowledge(message)
+    assert (message.data, message.event_time) == (b"stamped", MAX_EVENT_TIME)
+    await probe.assert_intact()  # ...and "late" does not arrive
+
+
+async def test_non_finite_huge_and_mistyped_subscribe_options_are_rejected(
+    backend: Backend,
+) -> None:
+    probe = await Probe.start(backend, SHARED)
+    broker = backend.broker
+    topic = backend.topic("exclusive")
+
+    def subscribing(**options: Any) -> Callable[[], Awaitable[object]]:
+        return lambda: broker.subscribe(topic, "sub", subscription_type=EXCLUSIVE, **options)
+
+    def key_shared(**policy: Any) -> Callable[[], Awaitable[object]]:
+        return lambda: broker.subscribe(
+            topic, "sub", subscription_type=KEY_SHARED, key_shared_policy=KeySharedPolicy(**policy)
+        )
+
+    await expect_rejections(
+        [
+            *(
+                ("ack_timeout", subscribing(ack_timeout=value))
+                for value in (INF, NAN, 1e300, HUGE_INT, MAX_ACK_TIMEOUT + 1, timedelta.max)
+            ),
+            *(
+                ("negative_ack_redelivery_delay", subscribing(negative_ack_redelivery_delay=value))
+                for value in (INF, NAN, 1e300, HUGE_INT, MAX_SECONDS * 2, timedelta.max)
+            ),
+            *(
+                ("receiver_queue_size", subscribing(receiver_queue_size=value))
+                for value in (MAX_RECEIVER_QUEUE_SIZE + 1, 2**31, HUGE_INT, 10.0, "10")
+            ),
+            ("priority_level", subscribing(priority_level=HUGE_INT)),
+            ("max_redeliver_count", lambda: DeadLetterPolicy(max_redeliver_count=2**31)),
+            ("max_redeliver_count", lambda: DeadLetterPolicy(max_redeliver_count=HUGE_INT)),
+            ("allow_out_of_order_delivery", key_shared(allow_out_of_order_delivery="no")),
+            ("sticky_ranges", key_shared(mode=KeySharedMode.STICKY, sticky_ranges=[(0, INF)])),
+            ("sticky_ranges", key_shared(mode=KeySharedMode.STICKY, sticky_ranges=[(0.5, 9)])),
+            ("sticky_ranges", key_shared(mode=KeySharedMode.STICKY, sticky_ranges=[("0", "9")])),
+            ("sticky_ranges", key_shared(mode=KeySharedMode.STICKY, sticky_ranges=[(0,)])),
+            ("sticky_ranges", key_shared(mode=KeySharedMode.STICKY, sticky_ranges=7)),
+            ("timeout", lambda: probe.consumer.receive(timeout=INF)),
+            ("timeout", lambda: probe.consumer.receive(timeout=NAN)),
+            ("timeout", lambda: probe.consumer.receive(timeout=HUGE_INT)),
+        ]
+    )
+    # The rejected consumers do not occupy the Exclusive subscription
+    await backend.subscribe(topic, "sub", EXCLUSIVE, consumer_name="valid")
+    await probe.assert_intact()
+
+
+async def test_largest_subscribe_options_are_accepted(backend: Backend) -> None:
+    probe = await Probe.start(
+        backend,
+        SHARED,
+        ack_timeout=MAX_ACK_TIMEOUT,
+        negative_ack_redelivery_delay=MAX_SECONDS,
+        receiver_queue_size=MAX_RECEIVER_QUEUE_SIZE,
+    )
+    await probe.assert_intact()
+
+
+async def test_non_finite_and_huge_producer_and_topic_options_are_rejected(
+    backend: Backend,
+) -> None:
+    probe = await Probe.start(backend, SHARED)
+    broker = backend.broker
+
+    def producing(**options: Any) -> Callable[[], Awaitable[object]]:
+        return lambda: broker.create_producer(probe.topic, producer_name="bad", **options)
+
+    await expect_rejections(
+        [
+            *(
+                ("batching_max_publish_delay", producing(batching_max_publish_delay=value))
+                for value in (INF, NAN, 1e300, HUGE_INT, MAX_SECONDS * 2, timedelta.max)
+            ),
+            *(
+                ("batching_max_messages", producing(batching_max_messages=value))
+                for value in (2**31, HUGE_INT, 10.0)
+            ),
+            ("partitions", lambda: broker.create_topic(backend.topic("p"), MAX_PARTITIONS + 1)),
+            ("partitions", lambda: broker.create_topic(backend.topic("p"), HUGE_INT)),
+        ]
+    )
+    # Nothing was created: the name "bad" is free, and the topic "p" can be created unpartitioned
+    await backend.producer(probe.topic, producer_name="bad")
+    await broker.create_topic(backend.topic("p"))
+    assert await broker.topic_partitions(backend.topic("p")) == [backend.topic("p")]
+    await probe.assert_intact()
+
+
+async def test_receive_timeout_is_checked_even_with_messages_waiting(backend: Backend) -> None:
+    # The memory consumer returned a prefetched message without looking at the timeout.
+    probe = await Probe.start(backend, SHARED)
+    await probe.send(3)
+    first = await backend.receive(probe.consumer)
+    await probe.consumer.acknowledge(first)
+    probe.received.append(first.data.decode())
+    await backend.settle(backend.ack_flush)  # the other two are prefetched by now
+    await expect_rejections(
+        [
+            ("timeout", lambda: probe.consumer.receive(timeout=-1)),
+            ("timeout", lambda: probe.consumer.receive(timeout=INF)),
+            ("timeout", lambda: probe.consumer.receive(timeout="1")),  # type: ignore[arg-type]
+        ]
+    )
+    await probe.assert_intact()

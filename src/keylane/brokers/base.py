@@ -21,10 +21,19 @@ from __future__ import annotations
 import abc
 import enum
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from keylane._validate import (
+    MAX_INT32,
+    check_bool,
+    check_int,
+    check_seconds,
+    check_text,
+    is_int,
+    show,
+)
 from keylane.errors import InvalidArgumentError
 from keylane.hashing import KEY_SHARED_RANGE_SIZE
 from keylane.resource import AsyncClosable
@@ -52,16 +61,13 @@ Duration = float | int | timedelta
 
 
 def to_seconds(value: Duration, name: str) -> float:
-    """Convert a duration argument to seconds, rejecting negative or non-numeric values."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentError(f"{name} must be seconds (float) or a timedelta, not {value!r}")
-    else:
-        seconds = float(value)
-    if seconds < 0 or seconds != seconds:  # NaN fails the second test
-        raise InvalidArgumentError(f"{name} must not be negative, got {seconds}")
-    return seconds
+    """Convert a duration argument to seconds (the contract's rule for every duration).
+
+    Raises:
+        InvalidArgumentError: not a number or timedelta, NaN, infinite, negative, or more than
+            :data:`keylane._validate.MAX_SECONDS` (100 years).
+    """
+    return check_seconds(name, value, allow_timedelta=True)
 
 
 def normalize_topic(topic: str) -> str:
@@ -71,10 +77,11 @@ def normalize_topic(topic: str) -> str:
     ``"persistent://tenant/ns/t1"``; a fully qualified name is returned unchanged.
 
     Raises:
-        InvalidArgumentError: the name is empty, not a string or malformed.
+        InvalidArgumentError: the name is empty, not a string, not UTF-8 or malformed.
     """
     if not isinstance(topic, str):
         raise InvalidArgumentError(f"topic must be a string, not {type(topic).__name__}")
+    check_text("topic", topic)
     name = topic.strip()
     if not name:
         raise InvalidArgumentError("topic name must not be empty")
@@ -146,7 +153,8 @@ class KeySharedPolicy:
     def __post_init__(self) -> None:
         if not isinstance(self.mode, KeySharedMode):
             raise InvalidArgumentError(f"mode must be a KeySharedMode, not {self.mode!r}")
-        ranges = tuple((int(s), int(e)) for s, e in self.sticky_ranges)
+        check_bool("allow_out_of_order_delivery", self.allow_out_of_order_delivery)
+        ranges = _sticky_ranges(self.sticky_ranges)
         object.__setattr__(self, "sticky_ranges", ranges)
         if self.mode is KeySharedMode.STICKY and not ranges:
             raise InvalidArgumentError("Ranges for KeyShared policy must not be empty.")
@@ -163,6 +171,23 @@ class KeySharedPolicy:
                 raise InvalidArgumentError(f"sticky ranges ({s1}, {e1}) and ({s2}, {e2}) overlap")
 
 
+def _sticky_ranges(value: object) -> tuple[tuple[int, int], ...]:
+    """``sticky_ranges`` as a tuple of ``(start, end)`` int pairs (not checked against 0..65535)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidArgumentError(
+            f"sticky_ranges must be a sequence of (start, end) int pairs, not {show(value)}"
+        )
+    ranges = []
+    for item in value:
+        pair = tuple(item) if isinstance(item, tuple | list) else ()
+        if len(pair) != 2 or not (is_int(pair[0]) and is_int(pair[1])):
+            raise InvalidArgumentError(
+                f"sticky_ranges must hold (start, end) int pairs, got {show(item)}"
+            )
+        ranges.append((pair[0], pair[1]))
+    return tuple(ranges)
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetterPolicy:
     """Dead-letter options (Pulsar ``ConsumerDeadLetterPolicy``); Shared and Key_Shared only.
@@ -171,7 +196,7 @@ class DeadLetterPolicy:
     0..max); its next failure publishes it to the dead letter topic and acks the original.
 
     Args:
-        max_redeliver_count: at least 1.
+        max_redeliver_count: 1 to 2**31 - 1 (the client's int).
         dead_letter_topic: defaults to ``<topic>-<subscription>-DLQ`` (per partition).
         initial_subscription_name: a subscription created on the DLQ topic before the first
             dead letter is published, so none is lost.
@@ -182,14 +207,15 @@ class DeadLetterPolicy:
     initial_subscription_name: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_redeliver_count, bool) or not isinstance(
-            self.max_redeliver_count, int
-        ):
-            raise InvalidArgumentError("max_redeliver_count must be an int")
-        if self.max_redeliver_count < 1:
-            raise InvalidArgumentError(
-                f"max_redeliver_count must be >= 1, got {self.max_redeliver_count}"
-            )
+        check_int("max_redeliver_count", self.max_redeliver_count, 1, MAX_INT32)
+        if self.dead_letter_topic is not None:
+            check_text("dead_letter_topic", self.dead_letter_topic)
+            try:
+                normalize_topic(self.dead_letter_topic)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"dead_letter_topic: {exc}") from None
+        if self.initial_subscription_name is not None:
+            check_text("initial_subscription_name", self.initial_subscription_name)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -2,22 +2,41 @@
 
 ``create_topic``, ``create_producer``, ``subscribe`` and ``Producer.send`` accept the same
 arguments on every backend and reject bad ones with the same
-:class:`~keylane.errors.InvalidArgumentError` message. Those rules live here, once. What only one
-backend needs stays in that backend: conversion to the Pulsar client's milliseconds, Pulsar's
-rejection of a non-zero ``priority_level`` or of an ``event_time`` the client would read as
-"unset", the embedded broker's loop clock.
+:class:`~keylane.errors.InvalidArgumentError` message. Those rules live here, once, built on the
+generic checks of :mod:`keylane._validate`; the policies (``KeySharedPolicy``,
+``DeadLetterPolicy``), topic names and durations are checked where they are built, in
+:mod:`keylane.brokers.base`, with the same checks. What only one backend needs stays in that
+backend: conversion to the Pulsar client's milliseconds, Pulsar's rejection of a non-zero
+``priority_level``, the embedded broker's loop clock.
+
+Every bound is finite and chosen so that a value that passes works on both backends: text must
+encode to UTF-8 (the embedded broker hashes keys as UTF-8, the client sends UTF-8), integers fit
+the client's 32-bit fields, durations are at most :data:`MAX_SECONDS`, and
+:data:`MAX_ACK_TIMEOUT` and :data:`MAX_RECEIVER_QUEUE_SIZE` keep what the client allocates up
+front small (``docs/backends.md``, "Argument rules").
 
 The checks raise before anything is created or published, so a rejected call changes nothing.
 
-Imports ``keylane.brokers.base`` and ``keylane.errors`` only.
+Imports ``keylane._validate``, ``keylane.brokers.base`` and ``keylane.errors`` only.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 
+from keylane._validate import (
+    MAX_INT32,
+    MAX_SECONDS,
+    check_int,
+    check_seconds,
+    check_text,
+    is_int,
+    is_number,
+    show,
+)
 from keylane.brokers.base import (
     BatchingType,
     DeadLetterPolicy,
@@ -25,14 +44,20 @@ from keylane.brokers.base import (
     InitialPosition,
     KeySharedPolicy,
     SubscriptionType,
-    to_seconds,
 )
 from keylane.errors import InvalidArgumentError
 
 __all__ = [
+    "MAX_ACK_TIMEOUT",
+    "MAX_EVENT_TIME",
+    "MAX_INT32",
+    "MAX_PARTITIONS",
+    "MAX_RECEIVER_QUEUE_SIZE",
+    "MAX_SECONDS",
     "MIN_ACK_TIMEOUT",
     "MIN_NACK_DELAY",
     "NO_PROPERTIES",
+    "check_event_time",
     "check_partitions",
     "check_producer_args",
     "check_properties",
@@ -44,16 +69,26 @@ __all__ = [
 
 #: Minimum ack timeout of the C++/Python client (``unacked_messages_timeout_ms``), seconds.
 MIN_ACK_TIMEOUT = 10.0
+#: keylane's maximum ack timeout, seconds (1 hour). The client (and the embedded broker, which
+#: copies it) keeps one set per 1 s tick of the timeout for every consumer of every partition:
+#: a week cost 30 MB per partition in pulsar-client 3.13, and ``timedelta.max`` overflowed it.
+MAX_ACK_TIMEOUT = 3600.0
 #: Minimum negative-ack redelivery delay of the C++/Python client, seconds.
 MIN_NACK_DELAY = 0.1
+#: Latest ``event_time``: 9999-12-31T23:59:59Z in seconds since the epoch (the end of what
+#: :class:`~datetime.datetime` can hold; the client's unsigned 64-bit milliseconds hold it).
+MAX_EVENT_TIME = 253_402_300_799.0
+#: keylane's maximum partition count. Pulsar has no limit by default
+#: (``maxNumPartitionsPerPartitionedTopic=0``); more than this is almost surely a mistake, and
+#: the embedded broker builds a log per partition at once.
+MAX_PARTITIONS = 10_000
+#: keylane's maximum ``receiver_queue_size``. The client reserves about 16 bytes of address
+#: space per slot when it subscribes: 10**9 made it abort (``std::bad_alloc``) in a 4 GB
+#: address space. Pulsar's default is 1000.
+MAX_RECEIVER_QUEUE_SIZE = 1_000_000
 
 #: The (shared, read-only) properties of a message sent without any.
 NO_PROPERTIES: Mapping[str, str] = MappingProxyType({})
-
-
-def is_int(value: object) -> bool:
-    """Whether ``value`` is an ``int`` and not a ``bool``."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # --------------------------------------------------------------------------- topics
@@ -63,10 +98,18 @@ def check_partitions(partitions: object) -> None:
     """Validate the ``create_topic`` partition count (0 makes a non-partitioned topic).
 
     Raises:
-        InvalidArgumentError: not an int, or negative.
+        InvalidArgumentError: not an int, negative, or above :data:`MAX_PARTITIONS`.
     """
-    if not is_int(partitions) or partitions < 0:  # type: ignore[operator]
-        raise InvalidArgumentError(f"partitions must be an int >= 0, got {partitions!r}")
+    check_int("partitions", partitions, 0, MAX_PARTITIONS)
+
+
+def _check_name(name: str, value: object) -> None:
+    """A producer or consumer name: None, or a non-empty str that encodes to UTF-8."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{name} must be a non-empty str or None, not {show(value)}")
+    check_text(name, value)
 
 
 # --------------------------------------------------------------------------- producers
@@ -84,17 +127,18 @@ def check_producer_args(
         The batching publish delay in seconds.
 
     Raises:
-        InvalidArgumentError: an argument of the wrong type or out of range.
+        InvalidArgumentError: an argument of the wrong type or out of range: batching not a
+            BatchingType or None, ``batching_max_messages`` not an int in 1..:data:`MAX_INT32`,
+            a publish delay that is not a duration up to :data:`MAX_SECONDS`, a producer name
+            that is empty or not UTF-8.
     """
     if batching is not None and not isinstance(batching, BatchingType):
-        raise InvalidArgumentError(f"batching must be a BatchingType or None, not {batching!r}")
-    if not is_int(batching_max_messages) or batching_max_messages < 1:  # type: ignore[operator]
-        raise InvalidArgumentError(
-            f"batching_max_messages must be an int >= 1, got {batching_max_messages!r}"
-        )
-    delay = to_seconds(batching_max_publish_delay, "batching_max_publish_delay")
-    if producer_name is not None and (not isinstance(producer_name, str) or not producer_name):
-        raise InvalidArgumentError("producer_name must be a non-empty str or None")
+        raise InvalidArgumentError(f"batching must be a BatchingType or None, not {show(batching)}")
+    check_int("batching_max_messages", batching_max_messages, 1, MAX_INT32)
+    delay = check_seconds(
+        "batching_max_publish_delay", batching_max_publish_delay, allow_timedelta=True
+    )
+    _check_name("producer_name", producer_name)
     return delay
 
 
@@ -102,8 +146,10 @@ def check_producer_args(
 
 
 def _check_key(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgumentError(f"{name} must be a str or None, not {type(value).__name__}")
+    if value is not None:
+        if not isinstance(value, str):
+            raise InvalidArgumentError(f"{name} must be a str or None, not {type(value).__name__}")
+        check_text(name, value)
 
 
 def check_properties(properties: object) -> Mapping[str, str]:
@@ -114,7 +160,8 @@ def check_properties(properties: object) -> Mapping[str, str]:
         changing its dict afterwards does not change the message.
 
     Raises:
-        InvalidArgumentError: not a mapping, or a key or value that is not a ``str``.
+        InvalidArgumentError: not a mapping, or a name or value that is not a ``str`` or does
+            not encode to UTF-8.
     """
     if properties is None:
         return NO_PROPERTIES
@@ -126,8 +173,40 @@ def check_properties(properties: object) -> Mapping[str, str]:
         return NO_PROPERTIES
     for k, v in properties.items():
         if not isinstance(k, str) or not isinstance(v, str):
-            raise InvalidArgumentError(f"properties must map str to str, got {k!r}: {v!r}")
+            raise InvalidArgumentError(f"properties must map str to str, got {show(k)}: {show(v)}")
+        check_text("properties name", k)
+        check_text(f"properties[{show(k)}]", v)
     return MappingProxyType(dict(properties))
+
+
+def check_event_time(event_time: object) -> float | None:
+    """Validate a message's ``event_time``: None, or seconds since the epoch.
+
+    Returns:
+        The event time as a float, or None.
+
+    Raises:
+        InvalidArgumentError: not a number, not finite, not positive (Pulsar reads 0 as
+            "unset", and its field is unsigned), or after :data:`MAX_EVENT_TIME`.
+    """
+    if event_time is None:
+        return None
+    if not is_number(event_time):
+        raise InvalidArgumentError(
+            f"event_time must be seconds since the epoch or None, not {show(event_time)}"
+        )
+    if not (isinstance(event_time, int) or math.isfinite(event_time)):
+        raise InvalidArgumentError(f"event_time must be finite, got {event_time}")
+    if event_time <= 0:
+        raise InvalidArgumentError(
+            f"event_time must be positive (Pulsar reads 0 as unset), got {event_time}"
+        )
+    if event_time > MAX_EVENT_TIME:
+        raise InvalidArgumentError(
+            f"event_time must be at most {MAX_EVENT_TIME:.0f} (9999-12-31T23:59:59Z), "
+            f"got {show(event_time)}"
+        )
+    return float(event_time)
 
 
 def check_send_args(
@@ -135,8 +214,9 @@ def check_send_args(
 ) -> Mapping[str, str]:
     """Validate the ``Producer.send`` arguments other than the delivery time.
 
-    Checks, in this order: ``data`` is bytes, ``key`` and ``ordering_key`` are str or None,
-    the properties (see :func:`check_properties`), ``event_time`` is a number of seconds or None.
+    Checks, in this order: ``data`` is bytes, ``key`` and ``ordering_key`` are None or str that
+    encode to UTF-8, the properties (see :func:`check_properties`), the event time (see
+    :func:`check_event_time`).
 
     Returns:
         The checked properties (see :func:`check_properties`).
@@ -149,10 +229,7 @@ def check_send_args(
     _check_key("key", key)
     _check_key("ordering_key", ordering_key)
     props = check_properties(properties)
-    if event_time is not None and (
-        isinstance(event_time, bool) or not isinstance(event_time, int | float)
-    ):
-        raise InvalidArgumentError(f"event_time must be seconds, not {event_time!r}")
+    check_event_time(event_time)
     return props
 
 
@@ -176,28 +253,48 @@ def delivery_time(
         neither is given. A zero ``deliver_after`` gives ``now`` (a delayed message due now).
 
     Raises:
-        InvalidArgumentError: both forms given, a negative or non-numeric delay, a negative or
-            non-numeric ``deliver_at``.
+        InvalidArgumentError: both forms given; a delay that is not a duration of at most
+            :data:`MAX_SECONDS`; a ``deliver_at`` that is not a datetime or number, is not
+            finite, lies before the epoch or more than :data:`MAX_SECONDS` ahead.
     """
     if deliver_after is not None:
         if deliver_at is not None:
             raise InvalidArgumentError("give deliver_after or deliver_at, not both")
-        return now + to_seconds(deliver_after, "deliver_after")
+        return now + check_seconds("deliver_after", deliver_after, allow_timedelta=True)
     if deliver_at is None:
         return None
-    if isinstance(deliver_at, datetime):
-        epoch = deliver_at.timestamp()
-    elif isinstance(deliver_at, bool) or not isinstance(deliver_at, int | float):
-        raise InvalidArgumentError(
-            f"deliver_at must be a datetime or seconds since the epoch, not {deliver_at!r}"
-        )
-    else:
-        epoch = float(deliver_at)
-        if not epoch >= 0:
-            raise InvalidArgumentError(f"deliver_at must not be negative, got {deliver_at}")
+    epoch = _epoch_seconds(deliver_at, epoch_now)
     if now == epoch_now:
         return epoch
     return now + (epoch - epoch_now)
+
+
+def _epoch_seconds(deliver_at: object, epoch_now: float) -> float:
+    """``deliver_at`` as seconds since the epoch, checked (see :func:`delivery_time`)."""
+    latest = epoch_now + MAX_SECONDS
+    if isinstance(deliver_at, datetime):
+        try:
+            value: int | float = deliver_at.timestamp()
+        except (OverflowError, ValueError, OSError) as exc:  # naive datetimes at the extremes
+            raise InvalidArgumentError(
+                f"deliver_at {deliver_at!r} is out of range: {exc}"
+            ) from None
+    elif not is_number(deliver_at):
+        raise InvalidArgumentError(
+            f"deliver_at must be a datetime or seconds since the epoch, not {show(deliver_at)}"
+        )
+    else:
+        value = deliver_at
+    if isinstance(value, float) and math.isnan(value):
+        raise InvalidArgumentError("deliver_at must be a finite time, got nan")
+    if value < 0:
+        raise InvalidArgumentError(f"deliver_at must not be negative (before 1970), got {value}")
+    if value > latest:  # also infinity, and ints too large for a float
+        raise InvalidArgumentError(
+            f"deliver_at must be at most {MAX_SECONDS:,.0f} s (100 years) from now, "
+            f"got {show(deliver_at)}"
+        )
+    return float(value)
 
 
 # --------------------------------------------------------------------------- subscribe
@@ -223,37 +320,38 @@ def check_subscribe_args(
 
     Raises:
         InvalidArgumentError: the first argument of the wrong type or out of range, including
-            an ack timeout below :data:`MIN_ACK_TIMEOUT` and a negative-ack delay below
-            :data:`MIN_NACK_DELAY` (the client's minimums).
+            an ack timeout outside :data:`MIN_ACK_TIMEOUT`..:data:`MAX_ACK_TIMEOUT`, a
+            negative-ack delay outside :data:`MIN_NACK_DELAY`..:data:`MAX_SECONDS`, a
+            ``receiver_queue_size`` outside 1..:data:`MAX_RECEIVER_QUEUE_SIZE`, and names that
+            do not encode to UTF-8.
     """
     if not isinstance(subscription, str) or not subscription.strip():
         raise InvalidArgumentError("subscription name must be a non-empty str")
+    check_text("subscription", subscription)
     if not isinstance(subscription_type, SubscriptionType):
-        raise InvalidArgumentError(f"unknown subscription_type {subscription_type!r}")
-    if consumer_name is not None and (not isinstance(consumer_name, str) or not consumer_name):
-        raise InvalidArgumentError("consumer_name must be a non-empty str or None")
-    if not is_int(receiver_queue_size) or receiver_queue_size < 1:  # type: ignore[operator]
-        raise InvalidArgumentError(
-            f"receiver_queue_size must be an int >= 1, got {receiver_queue_size!r}"
-        )
-    if not is_int(priority_level) or priority_level < 0:  # type: ignore[operator]
-        raise InvalidArgumentError(f"priority_level must be an int >= 0, got {priority_level!r}")
+        raise InvalidArgumentError(f"unknown subscription_type {show(subscription_type)}")
+    _check_name("consumer_name", consumer_name)
+    check_int("receiver_queue_size", receiver_queue_size, 1, MAX_RECEIVER_QUEUE_SIZE)
+    check_int("priority_level", priority_level, 0, MAX_INT32)
     timeout = None
     if ack_timeout is not None:
-        timeout = to_seconds(ack_timeout, "ack_timeout")
+        timeout = check_seconds(
+            "ack_timeout", ack_timeout, maximum=MAX_ACK_TIMEOUT, allow_timedelta=True
+        )
         if timeout < MIN_ACK_TIMEOUT:
             raise InvalidArgumentError(
                 f"ack_timeout should be greater than 10 seconds (or None), got {timeout}"
             )
-    nack_delay = to_seconds(negative_ack_redelivery_delay, "negative_ack_redelivery_delay")
-    if nack_delay < MIN_NACK_DELAY:
-        raise InvalidArgumentError(
-            f"negative_ack_redelivery_delay must be at least 0.1 s, got {nack_delay}"
-        )
+    nack_delay = check_seconds(
+        "negative_ack_redelivery_delay",
+        negative_ack_redelivery_delay,
+        minimum=MIN_NACK_DELAY,
+        allow_timedelta=True,
+    )
     if dead_letter_policy is not None and not isinstance(dead_letter_policy, DeadLetterPolicy):
         raise InvalidArgumentError("dead_letter_policy must be a DeadLetterPolicy or None")
     if key_shared_policy is not None and not isinstance(key_shared_policy, KeySharedPolicy):
         raise InvalidArgumentError("key_shared_policy must be a KeySharedPolicy or None")
     if not isinstance(initial_position, InitialPosition):
-        raise InvalidArgumentError(f"unknown initial_position {initial_position!r}")
+        raise InvalidArgumentError(f"unknown initial_position {show(initial_position)}")
     return timeout, nack_delay

@@ -111,10 +111,13 @@ def seq_of_position(position: Position) -> int:
     """An integer that orders a key's messages by publication (ledger, entry, batch index).
 
     A key lives on one partition, so its messages order by ledger, then entry, then batch
-    index; the history checker's ``seq`` needs one integer per message.
+    index; the history checker's ``seq`` needs one signed 64-bit integer per message. Bits:
+    ledger 19 (ids below 524,288), entry 28 (below 268 million per ledger), batch index 16. Pulsar
+    rolls ledgers over every 50,000 entries by default, and the embedded broker's ledger ids
+    count topics, so both stay far inside these bounds.
     """
     return (
-        (position.ledger << 64)
-        | ((position.entry & 0xFFFF_FFFF_FFFF) << 16)
+        (position.ledger << 44)
+        | ((position.entry & 0xFFF_FFFF) << 16)
         | ((position.batch + 1) & 0xFFFF)
     )

@@ -154,9 +154,10 @@ class MemoryConsumer(Consumer):
 
     async def receive(self, timeout: Duration | None = None) -> Message:
         self._check_open()
+        # The timeout is checked first, as on Pulsar, even when a message is waiting.
+        seconds = None if timeout is None else to_seconds(timeout, "timeout")
         if self._queue:
             return self._take()
-        seconds = None if timeout is None else to_seconds(timeout, "timeout")
         if seconds == 0:
             raise TimeoutError("no message prefetched")
         loop = self._loop

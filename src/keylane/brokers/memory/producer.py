@@ -7,8 +7,8 @@ in one batch (routed by its first message's key); KEY_BASED keeps one batch per 
 key, else partition key); a partition's batches are flushed together when they hold
 ``batching_max_messages`` messages, after ``batching_max_publish_delay``, or on flush/close.
 Delayed messages are never batched. ``send`` resolves when its entry is stored. The argument
-rules are :mod:`keylane.brokers.validation`'s; a send of bytes with str keys and no properties,
-event time or delay (the common case) skips them.
+rules are :mod:`keylane.brokers.validation`'s; a send of bytes with ASCII str keys (which always
+encode to UTF-8) and no properties, event time or delay (the common case) skips them.
 
 Imports storage and the shared argument rules only; no dispatching and no other backend.
 """
@@ -135,11 +135,11 @@ class MemoryProducer(Producer):
     ) -> MessageId:
         if self._closed:
             raise AlreadyClosedError(f"producer {self._name!r} is closed")
-        # Hot path: plain bytes, str-or-None keys and nothing else need no further checks.
+        # Hot path: plain bytes, ASCII-str-or-None keys and nothing else need no further checks.
         if (
             data.__class__ is bytes
-            and (key is None or key.__class__ is str)
-            and (ordering_key is None or ordering_key.__class__ is str)
+            and (key is None or (key.__class__ is str and key.isascii()))
+            and (ordering_key is None or (ordering_key.__class__ is str and ordering_key.isascii()))
             and properties is None
             and event_time is None
         ):

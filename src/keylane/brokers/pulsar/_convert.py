@@ -1,12 +1,12 @@
 """Pure helpers of the Pulsar backend: argument conversion, routing, error names.
 
 Everything here is plain Python so it can be unit-tested without a broker. The contract's
-argument rules are :mod:`keylane.brokers.validation`; this module adds the client's own rules
-(no consumer priority, a positive event time) and converts durations and times to the client's
-integer milliseconds. :class:`PartitionRouter` is the ``message_router`` that routes keys with
-Murmur3_32 like the Java clients, and :func:`error_for_result` maps the name of a
-``pulsar.Result`` to keylane's error class. The checks run before the client is touched, so a
-rejected call changes nothing at the broker.
+argument rules are :mod:`keylane.brokers.validation`; this module adds the client's own rule (no
+consumer priority) and converts durations and times to the client's integer milliseconds (the
+shared bounds keep them within the client's integer fields). :class:`PartitionRouter` is the
+``message_router`` that routes keys with Murmur3_32 like the Java clients, and
+:func:`error_for_result` maps the name of a ``pulsar.Result`` to keylane's error class. The
+checks run before the client is touched, so a rejected call changes nothing at the broker.
 
 Imports no backend and not ``pulsar``.
 """
@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from keylane.brokers.base import Duration, MessageId
-from keylane.brokers.validation import check_send_args, delivery_time
+from keylane.brokers.validation import check_event_time, check_send_args, delivery_time
 from keylane.errors import (
     AlreadyClosedError,
     BrokerConnectionError,
@@ -96,18 +96,14 @@ def validate_send(
 ) -> SendOptions:
     """Check ``Producer.send`` arguments and convert times to epoch milliseconds.
 
-    The contract's rules are :func:`~keylane.brokers.validation.check_send_args` and
-    :func:`~keylane.brokers.validation.delivery_time`. Two rules are the client's: an
-    ``event_time`` must be positive (the client reads 0 as "unset"), and a zero ``deliver_after``
-    means "now" and is not sent as a delay (a delayed message is never batched, so this keeps
-    zero-delay messages batchable).
+    The rules are the contract's: :func:`~keylane.brokers.validation.check_send_args` and
+    :func:`~keylane.brokers.validation.delivery_time`. A zero ``deliver_after`` means "now" and
+    is not sent as a delay (a delayed message is never batched, so this keeps zero-delay messages
+    batchable).
     """
     props = check_send_args(data, key, ordering_key, properties, event_time)
-    event_ms = None
-    if isinstance(event_time, int | float):  # None or a number once checked
-        if not event_time > 0:
-            raise InvalidArgumentError(f"event_time must be positive, got {event_time}")
-        event_ms = to_millis(event_time)
+    seconds = check_event_time(event_time)
+    event_ms = None if seconds is None else to_millis(seconds)
     epoch_now = now()
     at = delivery_time(deliver_after, deliver_at, epoch_now, epoch_now)
     at_ms = None
