@@ -3,7 +3,9 @@
 How the contract maps onto the official client (pulsar-client 3.13):
 
 * ``subscription_type`` -> ``ConsumerType``; ``key_shared_policy`` -> ``ConsumerKeySharedPolicy``;
-  ``dead_letter_policy`` -> ``ConsumerDeadLetterPolicy``; durations -> the client's milliseconds.
+  ``dead_letter_policy`` -> ``ConsumerDeadLetterPolicy``; durations -> the client's milliseconds;
+  ``batch_index_ack_enabled`` is passed on as is (it takes effect only on a broker with
+  ``acknowledgmentAtBatchIndexLevelEnabled=true``).
 * ``batching=None`` disables batching; KEY_BASED and DEFAULT enable it with that batching type.
 * Routing on partitioned topics uses a custom ``message_router``
   (:class:`~keylane.brokers.pulsar._convert.PartitionRouter`): Murmur3_32 of the partition key,
@@ -297,6 +299,7 @@ class PulsarBroker(Broker):
         key_shared_policy: KeySharedPolicy | None = None,
         priority_level: int = 0,
         initial_position: InitialPosition = InitialPosition.LATEST,
+        batch_index_ack_enabled: bool = False,
     ) -> Consumer:
         full = normalize_topic(topic)
         ack_timeout_s, nack_delay_s = check_subscribe_args(
@@ -311,6 +314,11 @@ class PulsarBroker(Broker):
             priority_level=priority_level,
             initial_position=initial_position,
         )
+        if not isinstance(batch_index_ack_enabled, bool):
+            raise InvalidArgumentError(
+                "batch_index_ack_enabled must be True or False, not "
+                f"{type(batch_index_ack_enabled).__name__}"
+            )
         ack_ms, nack_ms = client_subscribe_args(priority_level, ack_timeout_s, nack_delay_s)
         policy = None
         if subscription_type is SubscriptionType.KEY_SHARED:
@@ -328,6 +336,7 @@ class PulsarBroker(Broker):
                 initial_position=_POSITIONS[initial_position],
                 key_shared_policy=_native_key_shared_policy(policy),
                 dead_letter_policy=_native_dead_letter_policy(dead_letter_policy),
+                batch_index_ack_enabled=batch_index_ack_enabled,
             )
         except PulsarException as exc:
             if result_name(exc) == "ConsumerBusy":
