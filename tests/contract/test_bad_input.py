@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from keylane.brokers import connect
 from keylane.brokers.base import (
     BatchingType,
     Consumer,
@@ -486,6 +487,34 @@ async def test_non_finite_and_huge_producer_and_topic_options_are_rejected(
     await broker.create_topic(backend.topic("p"))
     assert await broker.topic_partitions(backend.topic("p")) == [backend.topic("p")]
     await probe.assert_intact()
+
+
+@pytest.mark.parametrize("url", ["memory://", "pulsar://127.0.0.1:6650"], ids=["memory", "pulsar"])
+def test_connect_rejects_bad_arguments_before_any_io(url: str) -> None:
+    # Item 8: connect(None) and connect(42) raised a raw TypeError. The constructors do no I/O,
+    # so this needs no server.
+    for bad in (None, 42, b"memory://", "memory://" + SURROGATE):
+        with pytest.raises(InvalidArgumentError, match="url"):
+            connect(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="no_such_option"):
+        connect(url, no_such_option=1)
+    if url.startswith("pulsar"):
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"operation_timeout": INF}, "operation_timeout"),
+            ({"operation_timeout": 1e300}, "operation_timeout"),
+            ({"connection_timeout": NAN}, "connection_timeout"),
+            ({"connection_timeout": 1e300}, "connection_timeout"),
+            ({"io_threads": 2**31}, "io_threads"),
+            ({"log_level": []}, "log_level"),
+            ({"log_file": "x" + SURROGATE}, "log_file"),
+            ({"log_file": b"x.log"}, "log_file"),
+            ({"admin_url": "http://" + SURROGATE}, "admin_url"),
+        ]
+        for options, mentions in cases:
+            with pytest.raises(InvalidArgumentError, match=mentions):
+                connect(url, **options)
+        with pytest.raises(InvalidArgumentError, match="url"):
+            connect("pulsar://" + SURROGATE)
 
 
 async def test_receive_timeout_is_checked_even_with_messages_waiting(backend: Backend) -> None:

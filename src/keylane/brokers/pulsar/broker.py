@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import pulsar
 from pulsar.asyncio import Client, PulsarException
 
+from keylane._validate import check_int, check_seconds, check_text
 from keylane.brokers.base import (
     BatchingType,
     Broker,
@@ -42,7 +43,6 @@ from keylane.brokers.base import (
     Producer,
     SubscriptionType,
     normalize_topic,
-    to_seconds,
 )
 from keylane.brokers.pulsar._admin import PulsarAdmin
 from keylane.brokers.pulsar._client import LOG_LEVELS, client_logger, close_client
@@ -54,7 +54,6 @@ from keylane.brokers.validation import (
     check_partitions,
     check_producer_args,
     check_subscribe_args,
-    is_int,
 )
 from keylane.errors import (
     AlreadyClosedError,
@@ -83,6 +82,11 @@ _POSITIONS = {
 }
 #: The client's per-producer pending-message limit (``max_pending_messages``).
 _MAX_PENDING = 1000
+#: Largest ``operation_timeout`` and ``connection_timeout``, seconds (1 day): the client takes
+#: them as 32-bit seconds and 32-bit milliseconds (at most 24.8 days).
+MAX_CLIENT_TIMEOUT = 86_400.0
+#: Largest ``io_threads``: the client sizes its executor pool by it.
+MAX_IO_THREADS = 1024
 
 
 class PulsarBroker(Broker):
@@ -95,9 +99,11 @@ class PulsarBroker(Broker):
         service_url: ``pulsar://host:port`` or ``pulsar+ssl://host:port``.
         admin_url: the broker's web service, for creating partitioned topics and reading
             subscription stats.
-        operation_timeout: seconds for client operations (lookups, subscribe, ...).
-        connection_timeout: seconds to establish a connection.
-        io_threads: the client's I/O threads.
+        operation_timeout: seconds for client operations (lookups, subscribe, ...), 1 s to
+            :data:`MAX_CLIENT_TIMEOUT`.
+        connection_timeout: seconds to establish a connection, > 0 and at most
+            :data:`MAX_CLIENT_TIMEOUT`.
+        io_threads: the client's I/O threads, 1 to :data:`MAX_IO_THREADS`.
         log_level: None keeps the C++ client's default logger (INFO lines on standard
             output); "debug", "info", "warn" or "error" installs the client's console logger
             at that level, or sets the level of ``log_file``.
@@ -116,6 +122,8 @@ class PulsarBroker(Broker):
         log_level: str | None = None,
         log_file: str | os.PathLike[str] | None = None,
     ) -> None:
+        if isinstance(service_url, str):
+            check_text("service_url", service_url)
         parsed = urlparse(service_url) if isinstance(service_url, str) else None
         if parsed is None or parsed.scheme not in ("pulsar", "pulsar+ssl") or not parsed.hostname:
             raise InvalidArgumentError(
@@ -129,25 +137,34 @@ class PulsarBroker(Broker):
             ) from None
         if not isinstance(admin_url, str) or urlparse(admin_url).scheme not in ("http", "https"):
             raise InvalidArgumentError(f"admin_url must be an http(s) URL, got {admin_url!r}")
-        if log_level is not None and log_level not in LOG_LEVELS:
-            raise InvalidArgumentError(f"log_level must be None or one of {sorted(LOG_LEVELS)}")
-        if log_file is not None and (
-            not isinstance(log_file, str | os.PathLike) or not os.fspath(log_file)
+        check_text("admin_url", admin_url)
+        if log_level is not None and (
+            not isinstance(log_level, str) or log_level not in LOG_LEVELS
         ):
-            raise InvalidArgumentError(f"log_file must be a non-empty path, not {log_file!r}")
-        if not is_int(io_threads) or io_threads < 1:
-            raise InvalidArgumentError(f"io_threads must be an int >= 1, got {io_threads!r}")
+            raise InvalidArgumentError(f"log_level must be None or one of {sorted(LOG_LEVELS)}")
+        log_path = None if log_file is None else _log_path(log_file)
+        check_int("io_threads", io_threads, 1, MAX_IO_THREADS)
         self.service_url = service_url
         self.admin_url = admin_url
         self._host = parsed.hostname
         self._port = port or (6651 if parsed.scheme == "pulsar+ssl" else 6650)
-        self._operation_timeout = to_seconds(operation_timeout, "operation_timeout")
-        self._connection_timeout = to_seconds(connection_timeout, "connection_timeout")
-        if self._operation_timeout < 1 or self._connection_timeout <= 0:
-            raise InvalidArgumentError("operation_timeout must be >= 1 s, connection_timeout > 0")
+        self._operation_timeout = check_seconds(
+            "operation_timeout",
+            operation_timeout,
+            minimum=1.0,
+            maximum=MAX_CLIENT_TIMEOUT,
+            allow_timedelta=True,
+        )
+        self._connection_timeout = check_seconds(
+            "connection_timeout",
+            connection_timeout,
+            allow_zero=False,
+            maximum=MAX_CLIENT_TIMEOUT,
+            allow_timedelta=True,
+        )
         self._io_threads = io_threads
         self._log_level = log_level
-        self._log_file = None if log_file is None else os.fspath(log_file)
+        self._log_file = log_path
         self.admin = PulsarAdmin(admin_url, self._operation_timeout)
         self._client: Client | None = None
         self._starting: asyncio.Lock | None = None
@@ -393,6 +410,14 @@ class PulsarBroker(Broker):
             f"cannot subscribe {subscription!r} to {topic}: the subscription is busy "
             f"(Exclusive consumer is already connected)"
         )
+
+
+def _log_path(log_file: object) -> str:
+    """``log_file`` as the str path the client's file logger takes."""
+    path = os.fspath(log_file) if isinstance(log_file, str | os.PathLike) else None
+    if not isinstance(path, str) or not path:
+        raise InvalidArgumentError(f"log_file must be a non-empty path, not {log_file!r}")
+    return check_text("log_file", path)
 
 
 def _native_key_shared_policy(
