@@ -32,6 +32,9 @@ FAILOVER_DELAY = 1.0
 DELAYED_DELIVERY_TICK = 0.1
 #: isDelayedDeliveryDeliverAtTimeStrict of the real standalone (scripts/services.py: true).
 DELAYED_DELIVERY_STRICT = True
+#: acknowledgmentAtBatchIndexLevelEnabled of the real standalone (scripts/services.py: true), so
+#: each consumer's batch_index_ack_enabled decides (Pulsar's default is false).
+BATCH_INDEX_ACK_AT_BROKER = True
 
 #: MemoryBrokerConfig knobs equal to the real standalone's broker settings.
 STANDALONE_KNOBS: dict[str, Any] = {
@@ -46,6 +49,7 @@ STANDALONE_KNOBS: dict[str, Any] = {
     "max_unacked_per_subscription": 200000,
     "delayed_delivery_tick": DELAYED_DELIVERY_TICK,
     "delayed_delivery_strict": DELAYED_DELIVERY_STRICT,
+    "acknowledgment_at_batch_index_level_enabled": BATCH_INDEX_ACK_AT_BROKER,
 }
 
 #: Most messages a drain accepts before failing (runaway redelivery guard).

@@ -459,6 +459,7 @@ class Broker(AsyncClosable):
         key_shared_policy: KeySharedPolicy | None = None,
         priority_level: int = 0,
         initial_position: InitialPosition = InitialPosition.LATEST,
+        batch_index_ack_enabled: bool = False,
     ) -> Consumer:
         """Subscribe a new consumer.
 
@@ -468,6 +469,15 @@ class Broker(AsyncClosable):
                 at least 10 s (the C++/Python client's minimum).
             negative_ack_redelivery_delay: delay of a negative ack's redelivery, >= 0.1 s.
             priority_level: 0 is the highest priority (Shared and Failover).
+            batch_index_ack_enabled: the client switch of batch-index acknowledgement
+                (pulsar-client's ``batch_index_ack_enabled``). Off (the default, as in Pulsar):
+                a batch entry is acknowledged once every message of it is, and any redelivery
+                (nack, ack timeout, consumer close, ``redeliver_unacknowledged_messages``, the
+                dead letter path) brings back the *whole* batch, acked messages included, with
+                the entry's redelivery count. On, and with the broker's
+                ``acknowledgmentAtBatchIndexLevelEnabled`` (``MemoryBrokerConfig.
+                acknowledgment_at_batch_index_level_enabled``), acked messages of a batch are
+                not delivered again. See ``docs/backends.md``.
 
         Raises:
             ConsumerBusyError: Exclusive subscription already has a consumer.

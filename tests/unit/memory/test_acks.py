@@ -243,23 +243,6 @@ async def test_unsubscribe(broker: MemoryBroker) -> None:
     assert "sub" not in log.subscriptions
 
 
-async def test_batched_entry_acks_per_message(broker: MemoryBroker) -> None:
-    from keylane.brokers.base import BatchingType
-
-    consumer = await subscribe(broker, "t", SHARED, "a", negative_ack_redelivery_delay=0.1)
-    producer = await broker.create_producer("t", batching=BatchingType.DEFAULT)
-    await asyncio.gather(*(producer.send(f"m{i}".encode()) for i in range(3)))
-    got = [await consumer.receive(1) for _ in range(3)]
-    assert [m.message_id.batch_index for m in got] == [0, 1, 2]
-    await consumer.acknowledge(got[0])
-    await consumer.acknowledge(got[2])
-    # A nack redelivers the entry, without the messages already acknowledged.
-    await consumer.negative_acknowledge(got[1])
-    again = await drain(consumer, quiet=1)
-    assert texts(again) == ["m1"]
-    assert again[0].redelivery_count == 1
-
-
 async def test_ack_timeout_of_a_whole_batch(broker: MemoryBroker) -> None:
     from keylane.brokers.base import BatchingType
 

@@ -21,7 +21,7 @@ def test_in_order_acks_move_mark_delete() -> None:
     cursor = Cursor(-1)
     assert cursor.ack(single(0), -1) == 2
     assert cursor.mark_delete == 0
-    assert cursor.deleted == set()
+    assert set(cursor.deleted) == set()
 
 
 def test_out_of_order_acks_fill_the_gap() -> None:
@@ -29,10 +29,11 @@ def test_out_of_order_acks_fill_the_gap() -> None:
     for entry_id in (1, 2, 4):
         assert cursor.ack(single(entry_id), -1) == 2
     assert cursor.mark_delete == -1
-    assert cursor.deleted == {1, 2, 4}
+    assert set(cursor.deleted) == {1, 2, 4}
+    assert cursor.deleted.ranges() == [(1, 3), (4, 5)]
     cursor.ack(single(0), -1)
     assert cursor.mark_delete == 2
-    assert cursor.deleted == {4}
+    assert set(cursor.deleted) == {4}
     assert cursor.is_acked(4)
     assert not cursor.is_acked(3)
 
@@ -62,23 +63,41 @@ def test_batch_entry_completes_when_every_index_is_acked() -> None:
 def test_cumulative_ack_covers_everything_before() -> None:
     cursor = Cursor(-1)
     cursor.ack(single(5), -1)
-    newly = cursor.ack_cumulative(single(3), -1)
-    assert newly == [0, 1, 2, 3]
+    cursor.ack_cumulative(single(3), -1, batch_level=False)
     assert cursor.mark_delete == 3
     # Entry 4 is still missing, 5 was acked individually.
-    assert cursor.deleted == {5}
+    assert set(cursor.deleted) == {5}
     cursor.ack(single(4), -1)
     assert cursor.mark_delete == 5
 
 
-def test_cumulative_ack_inside_a_batch_acks_the_prefix() -> None:
+def test_cumulative_ack_inside_a_batch_acks_the_prefix_at_batch_index_level() -> None:
     cursor = Cursor(-1)
     entry = batch(2, 4)
-    cursor.ack_cumulative(entry, 1)
+    cursor.ack_cumulative(entry, 1, batch_level=True)
     assert cursor.mark_delete == 1
     assert cursor.unacked_indexes(entry) == [2, 3]
-    cursor.ack_cumulative(entry, 3)
+    cursor.ack_cumulative(entry, 3, batch_level=True)
     assert cursor.mark_delete == 2
+
+
+def test_cumulative_ack_inside_a_batch_stops_before_it_at_entry_level() -> None:
+    cursor = Cursor(-1)
+    entry = batch(2, 4)
+    cursor.ack_cumulative(entry, 1, batch_level=False)
+    assert cursor.mark_delete == 1
+    assert cursor.unacked_indexes(entry) is None  # the whole batch is still to deliver
+    cursor.ack_cumulative(entry, 3, batch_level=False)
+    assert cursor.mark_delete == 2
+
+
+def test_cumulative_ack_joins_the_acked_range_after_it() -> None:
+    cursor = Cursor(-1)
+    for entry_id in (4, 5, 6, 9):
+        cursor.ack(single(entry_id), -1)
+    cursor.ack_cumulative(single(3), -1, batch_level=False)
+    assert cursor.mark_delete == 6
+    assert cursor.deleted.ranges() == [(9, 10)]
 
 
 def test_rewind_restarts_at_first_unacked() -> None:

@@ -186,6 +186,7 @@ class FakeBroker(Broker):
         key_shared_policy: KeySharedPolicy | None = None,
         priority_level: int = 0,
         initial_position: InitialPosition = InitialPosition.LATEST,
+        batch_index_ack_enabled: bool = False,
     ) -> Consumer:
         self.subscribe_calls.append(
             {

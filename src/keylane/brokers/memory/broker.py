@@ -30,7 +30,7 @@ from keylane.brokers.base import (
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.consumer import MemoryConsumer
 from keylane.brokers.memory.producer import MemoryProducer
-from keylane.brokers.memory.storage import Cursor, TopicLog, partition_index
+from keylane.brokers.memory.storage import TopicLog, partition_index
 from keylane.brokers.memory.subscription import BrokerConsumer, Subscription
 from keylane.brokers.validation import (
     check_partitions,
@@ -210,8 +210,8 @@ class MemoryBroker(Broker):
     ) -> Subscription:
         sub = log.subscriptions.get(name)
         if sub is None:
-            start = log.end - 1 if initial_position is InitialPosition.LATEST else log.base - 1
-            sub = Subscription(log, name, Cursor(start), loop, self.config)
+            cursor = log.new_cursor(earliest=initial_position is InitialPosition.EARLIEST)
+            sub = Subscription(log, name, cursor, loop, self.config)
             log.subscriptions[name] = sub
         return sub
 
@@ -229,6 +229,7 @@ class MemoryBroker(Broker):
         key_shared_policy: KeySharedPolicy | None = None,
         priority_level: int = 0,
         initial_position: InitialPosition = InitialPosition.LATEST,
+        batch_index_ack_enabled: bool = False,
     ) -> Consumer:
         loop = self._bind()
         full = normalize_topic(topic)
@@ -244,6 +245,11 @@ class MemoryBroker(Broker):
             priority_level=priority_level,
             initial_position=initial_position,
         )
+        if not isinstance(batch_index_ack_enabled, bool):
+            raise InvalidArgumentError(
+                "batch_index_ack_enabled must be True or False, not "
+                f"{type(batch_index_ack_enabled).__name__}"
+            )
         policy = None
         if subscription_type is SubscriptionType.KEY_SHARED:
             policy = key_shared_policy or KeySharedPolicy()
@@ -264,6 +270,7 @@ class MemoryBroker(Broker):
             dead_letter_policy=dead_letter_policy,
             publish_dead_letter=self._publish_dead_letter,
             on_close=self._consumers.discard,
+            batch_index_ack_enabled=batch_index_ack_enabled,
         )
         created: list[Subscription] = []
         parts: list[BrokerConsumer] = []

@@ -38,6 +38,12 @@ class MemoryBrokerConfig:
         delayed_delivery_tick: ``delayedDeliveryTickTimeMillis``.
         delayed_delivery_strict: ``isDelayedDeliveryDeliverAtTimeStrict``: never deliver a
             delayed message early (else up to one tick early).
+        acknowledgment_at_batch_index_level_enabled: ``acknowledgmentAtBatchIndexLevelEnabled``:
+            the cursor records acknowledged batch indexes of a batch entry, and a redelivered
+            batch leaves them out. Effective only for consumers that subscribed with
+            ``batch_index_ack_enabled=True`` (the client switch), as on Pulsar. Off (Pulsar's
+            default): an entry is acknowledged once all its messages are, and a redelivery
+            brings back the whole batch.
     """
 
     failover_delay: float = 1.0
@@ -53,6 +59,7 @@ class MemoryBrokerConfig:
     max_unacked_per_subscription: int = 200000
     delayed_delivery_tick: float = 1.0
     delayed_delivery_strict: bool = False
+    acknowledgment_at_batch_index_level_enabled: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -66,6 +66,7 @@ class MemoryConsumer(Consumer):
         dead_letter_policy: DeadLetterPolicy | None,
         publish_dead_letter: DeadLetterPublisher,
         on_close: Callable[[MemoryConsumer], None],
+        batch_index_ack_enabled: bool = False,
     ) -> None:
         self._loop = loop
         self._topic = topic
@@ -80,6 +81,13 @@ class MemoryConsumer(Consumer):
         self._on_close = on_close
         #: (partition, entry_id) -> messages of that entry seen at the redelivery limit.
         self._possible_dlq: dict[tuple[int, int], list[Message]] = {}
+        #: The client's batch-index acknowledgement switch (``batch_index_ack_enabled``).
+        self._batch_index_ack = batch_index_ack_enabled
+        #: (partition, entry_id) -> acked indexes of the current delivery of a batch entry
+        #: (C++ ``BatchMessageAcker``): the entry is acked as a whole once all are. Dropped
+        #: whenever this consumer asks for the entry again (nack, ack timeout, redeliver), so
+        #: the next delivery starts with a new one.
+        self._ackers: dict[tuple[int, int], set[int]] = {}
         self._parts: list[BrokerConsumer] = []
         self._by_log: dict[TopicLog, BrokerConsumer] = {}
         self._by_partition: dict[int, BrokerConsumer] = {}
@@ -220,11 +228,41 @@ class MemoryConsumer(Consumer):
             mid = message.message_id  # type: ignore[union-attr]
         else:
             part, mid = self._resolve(message)
-        part.sub.ack(part, mid.entry_id, mid.batch_index)
+        self._ack(part, mid)
+
+    def _ack(self, part: BrokerConsumer, mid: MessageId) -> None:
+        """Acknowledge one message the way the C++ client does (``prepareIndividualAck``).
+
+        A message of a batch entry is marked in the entry's acker; the broker hears of it only
+        once every message of the batch is acked (then as a whole entry), or at once as a batch
+        index when this consumer has ``batch_index_ack_enabled``. The ack-timeout tracker and
+        the dead-letter candidates forget the entry only when it is acked as a whole.
+        """
+        entry_id, index = mid.entry_id, mid.batch_index
+        sub = part.sub
+        if index >= 0:
+            entry = sub.log.get(entry_id)
+            if entry is not None:
+                if index >= entry.size:
+                    raise InvalidArgumentError(
+                        f"batch index {index} out of range for entry {entry_id} on {sub.log.name}"
+                    )
+                if entry.size > 1:
+                    key = (mid.partition, entry_id)
+                    acker = self._ackers.get(key)
+                    if acker is None:
+                        acker = self._ackers[key] = set()
+                    acker.add(index)
+                    if len(acker) < entry.size:
+                        if self._batch_index_ack:
+                            sub.ack(part, entry_id, index)
+                        return
+                    del self._ackers[key]
+        sub.ack(part, entry_id, -1)
         if self._ack_tracker is not None:
             self._ack_tracker.remove(mid)
         if self._possible_dlq:
-            self._possible_dlq.pop((mid.partition, mid.entry_id), None)
+            self._possible_dlq.pop((mid.partition, entry_id), None)
 
     async def acknowledge_cumulative(self, message: Message | MessageId) -> None:
         self._check_open()
@@ -234,7 +272,22 @@ class MemoryConsumer(Consumer):
                 f"({self._sub_type.value})"
             )
         part, mid = self._resolve(message)
-        part.sub.ack_cumulative(mid.entry_id, mid.batch_index)
+        index = mid.batch_index
+        if self._ackers:
+            for key in [k for k in self._ackers if k[0] == mid.partition and k[1] < mid.entry_id]:
+                del self._ackers[key]
+        if index >= 0:
+            entry = part.sub.log.get(mid.entry_id)
+            key = (mid.partition, mid.entry_id)
+            if entry is None or entry.size <= 1:
+                index = -1
+            else:
+                acker = self._ackers.setdefault(key, set())
+                acker.update(range(index + 1))
+                if len(acker) >= entry.size:
+                    del self._ackers[key]
+                    index = -1
+        part.sub.ack_cumulative(mid.entry_id, index, self._batch_index_ack)
         if self._ack_tracker is not None:
             self._ack_tracker.remove_up_to(mid)
 
@@ -243,6 +296,8 @@ class MemoryConsumer(Consumer):
         _, mid = self._resolve(message)
         if self._ack_tracker is not None:
             self._ack_tracker.remove(mid)
+        if self._ackers:  # the entry comes back whole, with a new acker
+            self._ackers.pop((mid.partition, mid.entry_id), None)
         if self._nack_tracker is None:
             self._nack_tracker = NegativeAckTracker(self._loop, self._nack_delay, self._redeliver)
         self._nack_tracker.add(mid)
@@ -251,6 +306,7 @@ class MemoryConsumer(Consumer):
         self._check_open()
         if self._ack_tracker is not None:
             self._ack_tracker.clear()
+        self._ackers.clear()
         for part in self._parts:
             dispatcher = part.sub.dispatcher
             if dispatcher is not None and part.connected:
@@ -270,6 +326,8 @@ class MemoryConsumer(Consumer):
         for mid in message_ids:
             part = self._by_partition.get(mid.partition) or self._parts[0]
             key = (mid.partition, mid.entry_id)
+            if self._ackers:
+                self._ackers.pop(key, None)
             dead = self._possible_dlq.pop(key, None)
             if dead is not None and self._try_dead_letter(dead):
                 continue
@@ -282,30 +340,47 @@ class MemoryConsumer(Consumer):
     # ------------------------------------------------------------------ dead letters
 
     def _screen_dead_letters(self, messages: list[Message]) -> list[Message]:
+        """Remember dead-letter candidates; hold back messages already past the limit.
+
+        Like the C++ client, the candidates of a batch delivered at the limit are *all* its
+        messages, those left out as already acknowledged (batch-index acks) included: if it is
+        dead-lettered, the whole batch goes to the dead letter topic.
+        """
         limit = self._dlq_max
         assert limit is not None
         if all(m.redelivery_count < limit for m in messages):
             return messages
         keep: list[Message] = []
-        dead_now: list[Message] = []
         seen: set[tuple[int, int]] = set()
+        dead: dict[tuple[int, int], None] = {}  # entries past the limit, in order
         for m in messages:
             if m.redelivery_count >= limit:
                 key = (m.message_id.partition, m.message_id.entry_id)
-                if key not in seen:
+                if key not in seen:  # a new delivery at the limit replaces older candidates
                     seen.add(key)
-                    self._possible_dlq[key] = []
-                self._possible_dlq[key].append(m)
+                    self._possible_dlq[key] = self._whole_batch(m)
                 if m.redelivery_count > limit:
-                    dead_now.append(m)
+                    part: BrokerConsumer = m.handle  # type: ignore[assignment]
+                    part.freed += 1  # never handed to the application
+                    dead[key] = None
                     continue
             keep.append(m)
-        if dead_now:
-            for m in dead_now:
-                part: BrokerConsumer = m.handle  # type: ignore[assignment]
-                part.freed += 1
-            self._loop.call_soon(self._dead_letter_now, dead_now)
+        if dead:
+            candidates = [c for key in dead for c in self._possible_dlq.get(key, [])]
+            self._loop.call_soon(self._dead_letter_now, candidates)
         return keep
+
+    def _whole_batch(self, message: Message) -> list[Message]:
+        """Every message of ``message``'s entry, as delivered with it (its redelivery count)."""
+        part: BrokerConsumer = message.handle  # type: ignore[assignment]
+        entry = part.sub.log.get(message.message_id.entry_id)
+        if entry is None or message.message_id.batch_index < 0:
+            return [message]
+        count = message.redelivery_count
+        return [
+            Message(data, key, okey, props, mid, message.topic, ptime, count, etime, part)
+            for data, key, okey, props, mid, ptime, etime in entry.messages
+        ]
 
     def _dead_letter_now(self, messages: list[Message]) -> None:
         if not self._closed:
@@ -354,7 +429,7 @@ class MemoryConsumer(Consumer):
                 m.event_time,
             )
             part, mid = self._resolve(m)
-            part.sub.ack(part, mid.entry_id, mid.batch_index)
+            self._ack(part, mid)
 
     # ------------------------------------------------------------------ closing
 
@@ -365,6 +440,7 @@ class MemoryConsumer(Consumer):
         if self._nack_tracker is not None:
             self._nack_tracker.close()
         self._queue.clear()
+        self._ackers.clear()
         for part in self._parts:
             part.sub.remove(part)
         while self._waiters:

@@ -122,15 +122,17 @@ class MultiConsumerDispatcher(Dispatcher):
                     left = c.pending[entry_id]
                     break
         if holder is not None:
-            left -= 1
-            if left <= 0 or complete:
+            # A whole-entry ack settles every delivered message of it, an index ack one.
+            acked = left if complete else 1
+            left -= acked
+            if left <= 0:
                 del holder.pending[entry_id]
                 if self.has_pending_hook:
                     self.pending_removed(holder, entry)
             else:
                 holder.pending[entry_id] = left
-            holder.unacked -= 1
-            self.total_unacked -= 1
+            holder.unacked -= acked
+            self.total_unacked -= acked
             if holder.blocked and holder.unacked <= self._max_unacked // 2:
                 holder.blocked = False
                 self.wake()
@@ -265,16 +267,24 @@ class MultiConsumerDispatcher(Dispatcher):
         sub = self.sub
         log, cursor = sub.log, sub.cursor
         log_entries, base, end = log.entries, log.base, log.end
-        pos = max(cursor.read_position, base)
+        pos = cursor.read_position
         if pos >= end:
             return -1
         mark_delete, deleted = cursor.mark_delete, cursor.deleted
+        holes = deleted.starts
         entries: list[Entry] = []
         now: float | None = None
+        if pos < base:  # after a rewind: the retained entries below the tail come first
+            pos = self._read_islands(pos, entries, limit)  # < base only once limit is reached
         while pos < end and len(entries) < limit:
-            if pos <= mark_delete or pos in deleted:
-                pos += 1
+            if pos <= mark_delete:
+                pos = mark_delete + 1
                 continue
+            if holes:
+                after = deleted.end_of(pos)
+                if after != pos:
+                    pos = after
+                    continue
             entry = log_entries[pos - base]
             pos += 1
             if entry.deliver_at is not None:
@@ -292,6 +302,26 @@ class MultiConsumerDispatcher(Dispatcher):
                 self._requeue_undelivered(entries)
                 raise
         return len(entries)
+
+    def _read_islands(self, pos: int, entries: list[Entry], limit: int) -> int:
+        """Read retained entries below the log's tail from ``pos`` on into ``entries``.
+
+        Returns:
+            Where the normal read goes on: the log's ``base`` once all islands are read.
+        """
+        log, cursor = self.sub.log, self.sub.cursor
+        now = self.loop.time()
+        for entry_id in log.islands_from(pos):
+            if len(entries) >= limit:
+                return entry_id
+            if cursor.is_acked(entry_id):
+                continue
+            entry = log.islands[entry_id]
+            if entry.deliver_at is not None and self.delayed.add(entry_id, entry.deliver_at, now):
+                self._arm_delay_timer()
+                continue
+            entries.append(entry)
+        return log.base
 
     def _requeue_undelivered(self, entries: list[Entry]) -> None:
         """After a failed dispatch: queue for replay what was read but reached no consumer."""

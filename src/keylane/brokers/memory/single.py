@@ -19,6 +19,7 @@ from keylane.brokers.base import Message, SubscriptionType
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.dispatcher import RUN_BUDGET, Dispatcher
 from keylane.brokers.memory.failover import ActiveConsumerSelector
+from keylane.brokers.memory.storage import Entry
 from keylane.errors import ConsumerBusyError
 
 if TYPE_CHECKING:
@@ -119,25 +120,33 @@ class SingleActiveDispatcher(Dispatcher):
             return
         sub = self.sub
         log, cursor = sub.log, sub.cursor
-        topic = log.name
         entries, base, end = log.entries, log.base, log.end
-        pos = max(cursor.read_position, base)
-        mark_delete, deleted, batch_acks = cursor.mark_delete, cursor.deleted, cursor.batch_acks
+        pos = cursor.read_position
+        mark_delete, deleted = cursor.mark_delete, cursor.deleted
+        holes = deleted.starts
         permits = consumer.permits
         out: list[Message] = []
         budget = RUN_BUDGET
+        if pos < base:  # after a rewind: the retained entries below the tail come first
+            for entry_id in log.islands_from(pos):
+                if permits <= 0 or budget <= 0:
+                    pos = entry_id
+                    break
+                if not cursor.is_acked(entry_id):
+                    permits -= self._emit(out, log.islands[entry_id], consumer)
+                    budget -= 1
+            else:
+                pos = base
         while pos < end and permits > 0 and budget > 0:
-            if pos <= mark_delete or pos in deleted:
-                pos += 1
+            if pos <= mark_delete:
+                pos = mark_delete + 1
                 continue
-            entry = entries[pos - base]
-            messages = entry.messages
-            if batch_acks and pos in batch_acks:
-                acked = batch_acks[pos]
-                messages = tuple(m for i, m in enumerate(messages) if i not in acked)
-            for data, key, okey, props, mid, ptime, etime in messages:
-                out.append(Message(data, key, okey, props, mid, topic, ptime, 0, etime, consumer))
-            permits -= len(messages)
+            if holes:
+                after = deleted.end_of(pos)
+                if after != pos:
+                    pos = after
+                    continue
+            permits -= self._emit(out, entries[pos - base], consumer)
             budget -= 1
             pos += 1
         if out:
@@ -146,6 +155,18 @@ class SingleActiveDispatcher(Dispatcher):
         consumer.permits = permits
         if budget <= 0:
             self.schedule()
+
+    def _emit(self, out: list[Message], entry: Entry, consumer: BrokerConsumer) -> int:
+        """Append ``entry``'s messages not acknowledged yet to ``out``; returns how many."""
+        messages = entry.messages
+        batch_acks = self.sub.cursor.batch_acks
+        if batch_acks and entry.entry_id in batch_acks:
+            acked = batch_acks[entry.entry_id]
+            messages = tuple(m for i, m in enumerate(messages) if i not in acked)
+        topic = self.sub.log.name
+        for data, key, okey, props, mid, ptime, etime in messages:
+            out.append(Message(data, key, okey, props, mid, topic, ptime, 0, etime, consumer))
+        return len(messages)
 
     def close(self) -> None:
         super().close()

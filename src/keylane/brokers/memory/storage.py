@@ -5,17 +5,19 @@ together. Its sticky key (the Key_Shared routing key) comes from its first messa
 records what a subscription has acknowledged: everything up to ``mark_delete`` plus individually
 acknowledged entries (and batch indexes) above it, and where normal reads continue.
 
-Imports only :mod:`keylane.hashing`, :mod:`keylane.brokers.base` and this package's ``objects``; no
-dispatching logic.
+Imports only :mod:`keylane.hashing`, :mod:`keylane.brokers.base` and this package's ``objects``
+and ``ranges``; no dispatching logic.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from keylane.brokers.base import MessageId
 from keylane.brokers.memory.objects import new_message_id
+from keylane.brokers.memory.ranges import RangeSet
 from keylane.hashing import slot_consistent, slot_range
 
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ _CONSISTENT_SLOTS: dict[str, int] = {}
 _RANGE_SLOTS: dict[str, int] = {}
 _SLOT_CACHE_SIZE = 1 << 16
 
-#: Entries kept below every cursor's mark-delete position before the log is trimmed.
+#: Entries every subscription has read before the tail is trimmed (checked every 4096 appends).
 _TRIM_CHUNK = 4096
 
 
@@ -114,8 +116,10 @@ class Cursor:
 
     Attributes:
         mark_delete: every entry id <= this is acknowledged.
-        deleted: fully acknowledged entry ids above ``mark_delete``.
-        batch_acks: acknowledged batch indexes of partially acknowledged batch entries.
+        deleted: fully acknowledged entry ids above ``mark_delete``, as ranges (Pulsar
+            ``individuallyDeletedMessages``): one hole costs one range, whatever follows it.
+        batch_acks: acknowledged batch indexes of partially acknowledged batch entries; only
+            filled when the broker acknowledges at batch-index level.
         read_position: next entry id a normal read returns (acked entries are skipped).
     """
 
@@ -123,13 +127,15 @@ class Cursor:
 
     def __init__(self, mark_delete: int) -> None:
         self.mark_delete = mark_delete
-        self.deleted: set[int] = set()
+        self.deleted = RangeSet()
         self.batch_acks: dict[int, set[int]] = {}
         self.read_position = mark_delete + 1
 
     def is_acked(self, entry_id: int) -> bool:
         """Whether the whole entry is acknowledged."""
-        return entry_id <= self.mark_delete or entry_id in self.deleted
+        return entry_id <= self.mark_delete or (
+            bool(self.deleted.starts) and entry_id in self.deleted
+        )
 
     def rewind(self) -> None:
         """Restart normal reads at the first entry not acknowledged (``cursor.rewind()``)."""
@@ -150,14 +156,14 @@ class Cursor:
         return entry.size - (len(acked) if acked else 0)
 
     def ack(self, entry: Entry, batch_index: int) -> int:
-        """Acknowledge one message.
+        """Acknowledge one message (its batch index, for a batch entry).
 
         Returns:
             0 if it was already acknowledged, 1 if newly acknowledged, 2 if that completed the
             entry (so the entry is now acknowledged as a whole).
         """
         entry_id = entry.entry_id
-        if entry_id <= self.mark_delete or entry_id in self.deleted:
+        if self.is_acked(entry_id):
             return 0
         if entry.size > 1:
             acked = self.batch_acks.get(entry_id)
@@ -174,54 +180,63 @@ class Cursor:
 
     def ack_entry(self, entry_id: int) -> bool:
         """Acknowledge a whole entry; returns False if it already was."""
-        if entry_id <= self.mark_delete or entry_id in self.deleted:
+        if self.is_acked(entry_id):
             return False
-        self.batch_acks.pop(entry_id, None)
+        if self.batch_acks:
+            self.batch_acks.pop(entry_id, None)
         self.delete(entry_id)
         return True
 
     def delete(self, entry_id: int) -> None:
         """Mark one entry as fully acknowledged (it must not be acknowledged yet)."""
         if entry_id == self.mark_delete + 1:
-            md = entry_id
-            deleted = self.deleted
-            while md + 1 in deleted:
-                md += 1
-                deleted.remove(md)
-            self.mark_delete = md
+            end = self.deleted.pop_first_if_starts_at(entry_id + 1)
+            self.mark_delete = entry_id if end is None else end - 1
         else:
             self.deleted.add(entry_id)
 
-    def ack_cumulative(self, entry: Entry, batch_index: int) -> list[int]:
+    def ack_cumulative(self, entry: Entry, batch_index: int, batch_level: bool) -> None:
         """Acknowledge every message up to and including ``(entry, batch_index)``.
 
-        Returns:
-            Entry ids that became fully acknowledged by this call.
+        A cumulative ack that stops inside a batch acknowledges that batch's prefix only with
+        ``batch_level`` (batch-index acknowledgement on); otherwise it stops at the entry before
+        (Pulsar marks the previous position deleted).
         """
         entry_id = entry.entry_id
-        newly: list[int] = []
-        if entry_id - 1 > self.mark_delete:
-            newly.extend(e for e in range(self.mark_delete + 1, entry_id) if e not in self.deleted)
-            self.mark_delete = entry_id - 1
-            md = self.mark_delete
-            self.deleted = {e for e in self.deleted if e > md}
-            self.batch_acks = {e: s for e, s in self.batch_acks.items() if e > md}
-        if entry.size > 1 and 0 <= batch_index < entry.size - 1:
-            if not self.is_acked(entry_id):
-                acked = self.batch_acks.setdefault(entry_id, set())
-                acked.update(range(batch_index + 1))
-        elif self.ack_entry(entry_id):
-            newly.append(entry_id)
-        if self.mark_delete + 1 in self.deleted:
-            self.deleted.discard(self.mark_delete + 1)
-            self.delete(self.mark_delete + 1)
-        return newly
+        partial = entry.size > 1 and 0 <= batch_index < entry.size - 1
+        upto = entry_id - 1 if partial else entry_id
+        if upto > self.mark_delete:
+            self.mark_delete = upto
+            self.deleted.discard_below(upto + 1)
+            if self.batch_acks:
+                self.batch_acks = {e: s for e, s in self.batch_acks.items() if e > upto}
+            end = self.deleted.pop_first_if_starts_at(upto + 1)
+            if end is not None:
+                self.mark_delete = end - 1
+        if partial and batch_level and not self.is_acked(entry_id):
+            self.batch_acks.setdefault(entry_id, set()).update(range(batch_index + 1))
 
 
 class TopicLog:
-    """One topic partition (or a non-partitioned topic): its entries and subscriptions."""
+    """One topic partition (or a non-partitioned topic): its entries and subscriptions.
 
-    __slots__ = ("base", "entries", "ledger_id", "name", "partition", "subscriptions")
+    Entries from ``base`` on are kept in a list (the tail every normal read walks). Below
+    ``base`` only *islands* are kept: entries some subscription has not acknowledged (a parked
+    or in-flight message, a replay, a delayed message). An entry every subscription has
+    acknowledged is freed, so the memory behind one unacknowledged message is O(unacknowledged),
+    not O(throughput) (issue 7 item 4).
+    """
+
+    __slots__ = (
+        "base",
+        "entries",
+        "island_order",
+        "islands",
+        "ledger_id",
+        "name",
+        "partition",
+        "subscriptions",
+    )
 
     def __init__(self, name: str, partition: int, ledger_id: int) -> None:
         self.name = name
@@ -229,9 +244,13 @@ class TopicLog:
         self.partition = partition
         #: Unique per log, so a MessageId names its topic.
         self.ledger_id = ledger_id
-        #: Retained entries; ``entries[i]`` has entry id ``base + i``.
+        #: Retained tail; ``entries[i]`` has entry id ``base + i``.
         self.entries: list[Entry] = []
         self.base = 0
+        #: Retained entries below ``base`` (not yet acknowledged by every subscription).
+        self.islands: dict[int, Entry] = {}
+        #: ``islands``' ids, ascending (rebuilt when islands are added or dropped).
+        self.island_order: list[int] = []
         self.subscriptions: dict[str, Subscription] = {}
 
     @property
@@ -239,12 +258,37 @@ class TopicLog:
         """Entry id the next appended entry gets."""
         return self.base + len(self.entries)
 
+    @property
+    def retained(self) -> int:
+        """Entries held in memory (the tail and the islands)."""
+        return len(self.entries) + len(self.islands)
+
     def get(self, entry_id: int) -> Entry | None:
-        """The retained entry with this id, or None."""
+        """The retained entry with this id, or None (never stored, or freed)."""
         index = entry_id - self.base
-        if 0 <= index < len(self.entries):
-            return self.entries[index]
-        return None
+        if index >= 0:
+            return self.entries[index] if index < len(self.entries) else None
+        return self.islands.get(entry_id) if self.islands else None
+
+    def islands_from(self, entry_id: int) -> list[int]:
+        """Ids of the islands >= ``entry_id``, ascending (reads that start below ``base``)."""
+        order = self.island_order
+        return order[bisect.bisect_left(order, entry_id) :]
+
+    def new_cursor(self, earliest: bool) -> Cursor:
+        """A cursor for a new subscription: at the end, or before the first retained entry.
+
+        From the earliest position, ids that were freed (every other subscription had
+        acknowledged them) count as acknowledged: they can no longer be delivered.
+        """
+        if not earliest:
+            return Cursor(self.end - 1)
+        order = self.island_order
+        cursor = Cursor((order[0] if order else self.base) - 1)
+        for i, entry_id in enumerate(order):
+            following = order[i + 1] if i + 1 < len(order) else self.base
+            cursor.deleted.add_range(entry_id + 1, following)
+        return cursor
 
     def append_single(
         self,
@@ -319,11 +363,35 @@ class TopicLog:
             self.trim()
 
     def trim(self) -> None:
-        """Drop entries every subscription has acknowledged (kept while there are none)."""
+        """Free the entries every subscription has acknowledged (kept while there are none).
+
+        The tail up to the slowest read position moves into ``islands`` when some subscription
+        still needs it, and is dropped otherwise; islands every subscription has acknowledged
+        since are dropped too.
+        """
         if not self.subscriptions:
             return
-        low = min(sub.cursor.mark_delete for sub in self.subscriptions.values()) + 1
-        drop = low - self.base
+        cursors = [sub.cursor for sub in self.subscriptions.values()]
+        low = min(c.mark_delete for c in cursors) + 1
+        islands = self.islands
+        changed = False
+        if islands:
+            keep = {
+                i: e
+                for i, e in islands.items()
+                if i >= low and not all(c.is_acked(i) for c in cursors)
+            }
+            changed = len(keep) != len(islands)
+            self.islands = islands = keep
+        target = min(min(c.read_position for c in cursors), self.end)
+        drop = target - self.base
         if drop >= _TRIM_CHUNK:
+            for entry in self.entries[:drop]:
+                entry_id = entry.entry_id
+                if entry_id >= low and not all(c.is_acked(entry_id) for c in cursors):
+                    islands[entry_id] = entry
+                    changed = True
             del self.entries[:drop]
-            self.base = low
+            self.base = target
+        if changed:
+            self.island_order = sorted(islands)

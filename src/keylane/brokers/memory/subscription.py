@@ -203,44 +203,61 @@ class Subscription:
     # ------------------------------------------------------------------ entries and acks
 
     def ack(self, consumer: BrokerConsumer | None, entry_id: int, batch_index: int) -> None:
-        """Acknowledge one message.
+        """Acknowledge a whole entry (``batch_index`` < 0) or one message of a batch entry.
+
+        A batch-index acknowledgement counts only when the broker acknowledges at batch-index
+        level (``acknowledgment_at_batch_index_level_enabled``); otherwise it is ignored, as
+        Pulsar's cursor ignores an ack set then: the entry stays unacknowledged until it is
+        acknowledged as a whole.
 
         Raises:
             InvalidArgumentError: no such message was ever stored on this partition.
         """
         log = self.log
         index = entry_id - log.base
-        entries = log.entries
-        if not 0 <= index < len(entries):
+        if index >= 0:
+            entries = log.entries
+            entry = entries[index] if index < len(entries) else None
+        else:
+            entry = log.islands.get(entry_id) if log.islands else None
+        if entry is None:
             if entry_id >= log.end or entry_id < 0:
                 raise InvalidArgumentError(
                     f"message ({entry_id},{batch_index}) does not exist on {log.name}"
                 )
-            return  # trimmed, so acknowledged by every subscription
-        entry = entries[index]
+            return  # freed, so acknowledged by every subscription
+        if batch_index >= entry.size and batch_index > 0:
+            raise InvalidArgumentError(
+                f"batch index {batch_index} out of range for entry {entry_id} on {log.name}"
+            )
         cursor = self.cursor
-        if entry.size == 1:
-            # Fast path of Cursor.ack for a single-message entry.
-            if entry_id <= cursor.mark_delete or entry_id in cursor.deleted:
+        if batch_index < 0 or entry.size == 1:
+            if entry_id <= cursor.mark_delete or (
+                cursor.deleted.starts and entry_id in cursor.deleted
+            ):
                 return
-            if batch_index > 0:
-                raise InvalidArgumentError(
-                    f"batch index {batch_index} out of range for entry {entry_id} on {log.name}"
-                )
+            if cursor.batch_acks:
+                cursor.batch_acks.pop(entry_id, None)
             cursor.delete(entry_id)
-            result = 2
+            complete = True
         else:
-            if batch_index >= entry.size:
-                raise InvalidArgumentError(
-                    f"batch index {batch_index} out of range for entry {entry_id} on {log.name}"
-                )
-            result = cursor.ack(entry, batch_index if batch_index > 0 else 0)
+            if not self.config.acknowledgment_at_batch_index_level_enabled:
+                return
+            result = cursor.ack(entry, batch_index)
+            if not result:
+                return
+            complete = result == 2
         dispatcher = self.dispatcher
-        if result and dispatcher is not None:
-            dispatcher.on_ack(consumer, entry, result == 2)
+        if dispatcher is not None:
+            dispatcher.on_ack(consumer, entry, complete)
 
-    def ack_cumulative(self, entry_id: int, batch_index: int) -> None:
-        """Acknowledge everything up to and including this message (single-active types)."""
+    def ack_cumulative(self, entry_id: int, batch_index: int, batch_index_ack: bool) -> None:
+        """Acknowledge everything up to and including this message (single-active types).
+
+        ``batch_index`` < 0 means the whole entry. Stopping inside a batch acknowledges that
+        batch's prefix only when both the client (``batch_index_ack``) and the broker acknowledge
+        at batch-index level; otherwise everything before the entry is acknowledged.
+        """
         log = self.log
         entry = log.get(entry_id)
         if entry is None:
@@ -249,4 +266,5 @@ class Subscription:
                     f"message ({entry_id},{batch_index}) does not exist on {log.name}"
                 )
             return
-        self.cursor.ack_cumulative(entry, batch_index)
+        batch_level = batch_index_ack and self.config.acknowledgment_at_batch_index_level_enabled
+        self.cursor.ack_cumulative(entry, batch_index, batch_level)

@@ -2,7 +2,9 @@
 
 :class:`AckTimeoutTracker` is ``UnAckedMessageTrackerEnabled``: received messages sit in
 ``ceil(timeout / tick) + 1`` time buckets; every tick the oldest bucket times out, so a message
-is redelivered between ``timeout`` and ``timeout + tick`` after it was received.
+is redelivered between ``timeout`` and ``timeout + tick`` after it was received. Like the C++
+client it tracks *entries* (the batch index is dropped): a batch is tracked until it is acked as
+a whole or negatively acknowledged.
 :class:`NegativeAckTracker` is ``NegativeAcksTracker``: a negatively acknowledged message is
 redelivered once its delay has passed (whole entries: the batch index is dropped).
 
@@ -21,6 +23,12 @@ from collections.abc import Callable
 from keylane.brokers.base import MessageId
 
 __all__ = ["ACK_TIMEOUT_TICK", "AckTimeoutTracker", "NegativeAckTracker"]
+
+
+def _entry_of(message_id: MessageId) -> MessageId:
+    """The id of ``message_id``'s entry (batch index -1, C++ ``discardBatch``)."""
+    return MessageId(message_id.partition, message_id.ledger_id, message_id.entry_id)
+
 
 #: Tick of the ack-timeout tracker (C++ ``tickDurationInMs`` default, 1 s).
 ACK_TIMEOUT_TICK = 1.0
@@ -48,14 +56,18 @@ class AckTimeoutTracker:
         return len(self._where)
 
     def add(self, message_id: MessageId) -> None:
-        """Start the clock for a message the application just received."""
+        """Start the clock for a message the application just received (its entry)."""
+        if message_id.batch_index >= 0:
+            message_id = _entry_of(message_id)
         if message_id not in self._where:
             bucket = self._buckets[-1]
             bucket.add(message_id)
             self._where[message_id] = bucket
 
     def remove(self, message_id: MessageId) -> None:
-        """The message was acknowledged (or negatively acknowledged)."""
+        """The message's entry was acknowledged (or a message of it negatively acknowledged)."""
+        if message_id.batch_index >= 0:
+            message_id = _entry_of(message_id)
         bucket = self._where.pop(message_id, None)
         if bucket is not None:
             bucket.discard(message_id)
@@ -110,7 +122,7 @@ class NegativeAckTracker:
     def add(self, message_id: MessageId) -> None:
         """Schedule the redelivery of ``message_id``'s entry."""
         due = self._loop.time() + self._delay
-        entry_id = MessageId(message_id.partition, message_id.ledger_id, message_id.entry_id)
+        entry_id = _entry_of(message_id)
         heapq.heappush(self._heap, (due, entry_id))
         if self._timer is None:
             self._timer = self._loop.call_at(due, self._on_timer)
