@@ -53,6 +53,7 @@ from keylane.state.values import (
     SendStatus,
     Snapshot,
     Timer,
+    check_text,
     check_time,
 )
 
@@ -117,16 +118,6 @@ def _positive(name: str, value: object) -> float:
 def _limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
         raise InvalidArgumentError(f"limit must be an int in [1, 100000], got {value!r}")
-    return value
-
-
-def _text_arg(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 1024:
-        raise InvalidArgumentError(f"{name} must be a non-empty str, got {value!r}")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidArgumentError(f"{name} is not valid UTF-8 text") from None
     return value
 
 
@@ -209,7 +200,7 @@ class StateStore(AsyncClosable):
 
     async def load(self, key: str) -> Snapshot:
         """The key's committed state; version 0 and no state for a key never committed."""
-        _text_arg("key", key)
+        check_text("key", key)
         self._check_open()
         return await self._load(key)
 
@@ -287,7 +278,7 @@ class StateStore(AsyncClosable):
         now = check_time("now", now)
         limit = _limit(limit)
         lease = _positive("lease", lease)
-        owner = _text_arg("owner", owner)
+        owner = check_text("owner", owner)
         self._check_open()
         return await self._claim(now, limit, lease, owner)
 
@@ -315,8 +306,8 @@ class StateStore(AsyncClosable):
             InvalidArgumentError: an unknown or non-final status, a missing or extra
                 ``retry_at``/``not_before``, SKIPPED without a reason.
         """
-        _text_arg("idempotency_key", idempotency_key)
-        _text_arg("owner", owner)
+        check_text("idempotency_key", idempotency_key)
+        check_text("owner", owner)
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
             raise InvalidArgumentError(f"attempt must be an int >= 1, got {attempt!r}")
         now = check_time("now", now)
@@ -346,7 +337,7 @@ class StateStore(AsyncClosable):
 
     async def sends_for(self, key: str) -> list[SendRecord]:
         """The key's delivery ledger: every outbox row of the key, in insertion order."""
-        _text_arg("key", key)
+        check_text("key", key)
         self._check_open()
         return await self._sends_for(key)
 
@@ -371,7 +362,7 @@ class StateStore(AsyncClosable):
 
     async def timers_for(self, key: str) -> list[Timer]:
         """The key's armed timers, earliest first."""
-        _text_arg("key", key)
+        check_text("key", key)
         self._check_open()
         return await self._timers_for(key)
 

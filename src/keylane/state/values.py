@@ -33,13 +33,16 @@ __all__ = [
     "SendStatus",
     "Snapshot",
     "Timer",
+    "check_text",
+    "check_time",
 ]
 
 _INT64_MAX = 2**63 - 1
 _MAX_TEXT = 1024  # characters of a key, event id, idempotency key, channel, timer id or owner
 
 
-def _text(name: str, value: object) -> str:
+def check_text(name: str, value: object) -> str:
+    """``value`` if it is a non-empty, NUL-free UTF-8 str of at most 1024 characters."""
     if not isinstance(value, str):
         raise InvalidArgumentError(f"{name} must be a str, not {type(value).__name__}")
     if not value:
@@ -179,9 +182,9 @@ class SendIntent:
     expires_at: float | None = None
 
     def __post_init__(self) -> None:
-        _text("send.idempotency_key", self.idempotency_key)
-        _text("send.key", self.key)
-        _text("send.channel", self.channel)
+        check_text("send.idempotency_key", self.idempotency_key)
+        check_text("send.key", self.key)
+        check_text("send.channel", self.channel)
         _bytes("send.payload", self.payload)
         nb = check_time("send.not_before", self.not_before)
         object.__setattr__(self, "not_before", nb)
@@ -203,8 +206,8 @@ class Timer:
     due_at: float
 
     def __post_init__(self) -> None:
-        _text("timer.key", self.key)
-        _text("timer.timer_id", self.timer_id)
+        check_text("timer.key", self.key)
+        check_text("timer.timer_id", self.timer_id)
         object.__setattr__(self, "due_at", check_time("timer.due_at", self.due_at))
 
 
@@ -241,11 +244,11 @@ class Commit:
     disarm: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _text("commit.key", self.key)
+        check_text("commit.key", self.key)
         _int("commit.expected_version", self.expected_version, 0)
         _bytes("commit.state", self.state)
         if self.event_id is not None:
-            _text("commit.event_id", self.event_id)
+            check_text("commit.event_id", self.event_id)
         if self.position is not None and not isinstance(self.position, Position):
             raise InvalidArgumentError(
                 f"commit.position must be a Position, not {type(self.position).__name__}"
@@ -277,7 +280,7 @@ class Commit:
 def _texts(name: str, value: object) -> tuple[str, ...]:
     if value == ():
         return ()
-    return tuple(_text(f"{name}[]", item) for item in _tuple(name, value))
+    return tuple(check_text(f"{name}[]", item) for item in _tuple(name, value))
 
 
 def _sends(key: str, value: object) -> tuple[SendIntent, ...]:
