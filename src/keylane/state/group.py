@@ -130,7 +130,7 @@ class GroupCommitter(AsyncClosable):
     async def _flush_loop(self) -> None:
         try:
             while self._queue:
-                if self.max_delay > 0 and len(self._queue) < self.max_batch:
+                if self.max_delay > 0 and not self._closed and len(self._queue) < self.max_batch:
                     self._more.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._more.wait(), self.max_delay)
