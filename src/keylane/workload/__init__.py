@@ -1,0 +1,24 @@
+"""Workloads for ``keylane run``: the synthetic Black Friday day, event files, the publisher.
+
+- :func:`generate` makes a seeded day of shopping events from a :class:`BlackFridaySpec`
+  (subscribers over the US zones, sessions, carts and orders, STOP/START/HELP replies and
+  adversarial patterns); :func:`summarize` measures its mix.
+
+The model, the numbers and the file format are in docs/workload.md. An application layer:
+imports the journeys domain, the clock, the broker contract, the checker's recorder and the
+runtime's codec; no backend, no web framework, no rich or typer.
+"""
+
+from __future__ import annotations
+
+from keylane.workload.blackfriday import BLACK_FRIDAY_2026, BlackFridaySpec, ShoppingMix, generate
+from keylane.workload.mix import WorkloadSummary, summarize
+
+__all__ = [
+    "BLACK_FRIDAY_2026",
+    "BlackFridaySpec",
+    "ShoppingMix",
+    "WorkloadSummary",
+    "generate",
+    "summarize",
+]
