@@ -72,7 +72,7 @@ def test_bad_fields_name_the_field(field: str, value: Any) -> None:
 
 
 def test_email_only_plus_sms_only_cannot_exceed_everyone() -> None:
-    with pytest.raises(InvalidArgumentError, match="^sms_only_share: "):
+    with pytest.raises(InvalidArgumentError, match=r"^sms_only_share: "):
         BlackFridaySpec(email_only_share=0.6, sms_only_share=0.5)
 
 
