@@ -142,7 +142,11 @@ class StickyRangeSelector(Selector[C]):
         return False
 
     def _first_overlap(self, start: int, end: int) -> tuple[int, int, C] | None:
-        """The lowest held range that overlaps ``[start, end]``, if any."""
+        """The lowest held range that overlaps ``[start, end]``, if any.
+
+        Held ranges never overlap (``KeySharedPolicy`` rejects a consumer's own overlapping
+        ranges, :meth:`validate` everybody else's), so only two of them can be the first.
+        """
         starts, ranges = self._starts, self._ranges
         i = bisect.bisect_right(starts, start) - 1
         if i >= 0 and ranges[i][1] >= start:

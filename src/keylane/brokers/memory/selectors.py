@@ -236,8 +236,9 @@ class ConsistentHashingSelector(Selector[C]):
             points = self._points
             if not points:
                 return None
-            point = next(points.irange(minimum=slot), points[0])
-            owner = self._cache[slot] = self._ring[point][0]
+            owner = self._ring[next(points.irange(minimum=slot), points[0])][0]
+            if 0 < slot <= MAX_SLOT:  # only real slots are ever dropped from the cache
+                self._cache[slot] = owner
         return owner
 
     def ranges(self) -> list[tuple[int, int, C]]:
