@@ -24,6 +24,8 @@ from keylane.brokers.base import (
     Message,
     SubscriptionType,
 )
+from keylane.check import HistoryRecorder, check, recorded
+from keylane.lanes import HandlerContext
 from tests.contract.support import Backend, text, texts
 
 SHARED = SubscriptionType.SHARED
@@ -169,3 +171,46 @@ async def test_shared_dead_letter_after_acking_batch_mates(
     await consumer.close()
     fresh = await backend.subscribe(topic, "sub", SHARED, consumer_name="c2")
     await backend.assert_silent(fresh)
+
+
+async def test_checker_tells_replayed_batch_mates_from_duplicates(
+    backend: Backend, batch_index_ack: bool
+) -> None:
+    # Given a recorded handler on a Shared consumer, and one batch of three events of one key
+    topic = backend.topic()
+    recorder = HistoryRecorder(clock=asyncio.get_running_loop().time)
+    failing = {"m2"}
+
+    async def decide(message: Message, context: HandlerContext) -> None:
+        if text(message) in failing:
+            failing.discard(text(message))
+            raise RuntimeError("transient")
+
+    handler = recorded(decide, recorder, seq_of=lambda m: BATCH.index(text(m)))
+    consumer = await backend.subscribe(
+        topic,
+        "sub",
+        SHARED,
+        consumer_name="c1",
+        negative_ack_redelivery_delay=NACK_DELAY,
+        batch_index_ack_enabled=batch_index_ack,
+    )
+    await send_batch(backend, topic)
+    # When m2 fails once and is nacked, everything else acked
+    while True:
+        try:
+            message = await consumer.receive(timeout=backend.quiet)
+        except TimeoutError:
+            break
+        context = HandlerContext(key="user-1", attempt=1, consumer_name="c1")
+        try:
+            await handler(message, context)
+        except RuntimeError:
+            await consumer.negative_acknowledge(message)
+        else:
+            await consumer.acknowledge(message)
+    # Then the replayed batch-mates (entry level only) are redelivered duplicates, not anomalies
+    report = check(recorder.history())
+    assert report.redelivered_duplicate_count == (0 if batch_index_ack else 2)
+    assert report.duplicate_count == 0
+    assert report.clean, report.counts()

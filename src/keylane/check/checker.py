@@ -15,7 +15,11 @@ A *message* is identified by ``(key, seq)``; its *completion* is the end of its 
   ``strict_order=True`` nothing is excused (use it for strategies that retry in place, such as
   ``keylane.lanes``).
 * **lost message**: a published ``(key, seq)`` with no successful attempt.
-* **duplicate**: a message with more than one successful attempt (counted once per message).
+* **duplicate**: a message with more than one successful attempt (counted once per message),
+  unless every success after its first ran on a broker redelivery (the attempt's optional
+  ``redelivery_count`` > 0): that is a *redelivered duplicate*, counted separately and not an
+  anomaly, like an excused reordering. On Pulsar's default entry-level batch acks a redelivery
+  brings back already-acked batch-mates, so these are expected; handlers must be idempotent.
 * **lost updates** (with ``counters``): ``sum(max(0, completions(key) - counters.get(key, 0)))``
   over keys, where ``completions`` counts every successful attempt, duplicates included.
 
@@ -61,6 +65,8 @@ class _Message:
     first_ok: Attempt | None = None
     ok_count: int = 0
     ok_consumers: list[str] = field(default_factory=list)
+    #: Successful attempts that ran on a broker redelivery (``redelivery_count`` > 0).
+    ok_redelivered: int = 0
     earliest_failure_start: float | None = None
 
     def add(self, a: Attempt) -> None:
@@ -70,10 +76,21 @@ class _Message:
         if a.outcome == OK:
             self.ok_count += 1
             self.ok_consumers.append(a.consumer)
+            if a.redelivery_count:
+                self.ok_redelivered += 1
             if self.first_ok is None or a.end < self.first_ok.end:
                 self.first_ok = a
         elif self.earliest_failure_start is None or a.start < self.earliest_failure_start:
             self.earliest_failure_start = a.start
+
+    @property
+    def duplicate_redelivered(self) -> bool:
+        """Every success after the first ran on a broker redelivery."""
+        ok = self.first_ok
+        if ok is None or self.ok_count < 2:
+            return False
+        later_redelivered = self.ok_redelivered - (1 if ok.redelivery_count else 0)
+        return later_redelivered == self.ok_count - 1
 
     @property
     def redelivered(self) -> bool:
@@ -120,14 +137,14 @@ def check(
     exclusivity_count, exclusivity = _exclusivity(by_key, max_examples)
     order_count, order, excused_count, excused = _order(messages, strict_order, max_examples)
     lost_count, lost = _lost(history, messages, max_examples)
-    duplicates = sorted(
-        (
-            Duplicate(key, seq, m.message_id, m.ok_count, tuple(m.ok_consumers))
-            for (key, seq), m in messages.items()
-            if m.ok_count > 1
-        ),
-        key=lambda d: (d.key, d.seq),
-    )
+    duplicates: list[Duplicate] = []
+    redelivered: list[Duplicate] = []
+    for (key, seq), m in messages.items():
+        if m.ok_count > 1:
+            duplicate = Duplicate(key, seq, m.message_id, m.ok_count, tuple(m.ok_consumers))
+            (redelivered if m.duplicate_redelivered else duplicates).append(duplicate)
+    duplicates.sort(key=lambda d: (d.key, d.seq))
+    redelivered.sort(key=lambda d: (d.key, d.seq))
     lost_updates, update_examples = _lost_updates(messages, counters, max_examples)
     return Report(
         exclusivity_count=exclusivity_count,
@@ -135,12 +152,14 @@ def check(
         excused_order_count=excused_count,
         lost_count=lost_count,
         duplicate_count=len(duplicates),
+        redelivered_duplicate_count=len(redelivered),
         lost_updates=lost_updates,
         exclusivity_violations=exclusivity,
         order_violations=order,
         excused_order=excused,
         lost_messages=lost,
         duplicates=duplicates[:max_examples],
+        redelivered_duplicates=redelivered[:max_examples],
         lost_update_examples=update_examples,
         totals=Totals(
             attempts=len(history.attempts),

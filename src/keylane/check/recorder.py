@@ -222,10 +222,11 @@ def recorded(
 
     The outcome is ``"ok"`` when the handler returns, ``"timeout"`` when it is cancelled (a
     handler timeout cancels it; ``TimeoutError`` counts too) and ``"error"`` when it raises
-    anything else. The wrapper re-raises, so retries, timeouts and dead-lettering work as without
-    it. ``seq_of`` runs before the handler: a message without a sequence number fails the
-    attempt with :class:`~keylane.errors.InvalidArgumentError` instead of being processed
-    unrecorded.
+    anything else. The message's ``redelivery_count`` is recorded with the attempt, so the
+    checker can tell a redelivered duplicate from an unexplained one. The wrapper re-raises, so
+    retries, timeouts and dead-lettering work as without it. ``seq_of`` runs before the
+    handler: a message without a sequence number fails the attempt with
+    :class:`~keylane.errors.InvalidArgumentError` instead of being processed unrecorded.
 
     Args:
         handler: ``async (message, context) -> object``, e.g. a ``keylane.lanes`` handler.
@@ -256,6 +257,7 @@ def recorded(
                     start=start,
                     end=recorder.now(),
                     outcome=outcome,
+                    redelivery_count=message.redelivery_count,
                 )
             )
 

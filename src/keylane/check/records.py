@@ -3,7 +3,8 @@
 A history is a set of JSON Lines files. Each line is one object:
 
 * an attempt: ``{"key", "consumer", "message_id", "seq", "attempt", "start", "end", "outcome"}``
-  (``seq`` and ``attempt`` integers, ``start`` and ``end`` float seconds on one monotonic clock);
+  (``seq`` and ``attempt`` integers, ``start`` and ``end`` float seconds on one monotonic clock),
+  optionally ``"redelivery_count"`` (the broker's count of the delivery the attempt ran on);
 * a publication: ``{"published": true, "key", "seq", "message_id"}``.
 
 Unknown fields are ignored, so writers may add their own. Lines are strict JSON
@@ -82,6 +83,8 @@ class Attempt:
         end: when it returned, raised or was cancelled, on the same clock.
         outcome: ``"ok"``, ``"error"``, ``"timeout"``, ``"cancelled"`` or another word; only
             ``"ok"`` counts as a successful completion.
+        redelivery_count: the message's ``redelivery_count`` when the attempt ran (> 0: the
+            broker redelivered it), or ``None`` when not recorded (optional in the file).
     """
 
     key: str
@@ -92,6 +95,7 @@ class Attempt:
     start: float
     end: float
     outcome: str
+    redelivery_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +173,13 @@ def encode_record(record: Attempt | Published) -> str:
             f'{{"key":{_quote(record.key)},"consumer":{_quote(record.consumer)},'
             f'"message_id":{_quote(record.message_id)},"seq":{int(record.seq)},'
             f'"attempt":{int(record.attempt)},"start":{float(start)!r},"end":{float(end)!r},'
-            f'"outcome":{_quote(record.outcome)}}}'
+            f'"outcome":{_quote(record.outcome)}'
+            + (
+                ""
+                if record.redelivery_count is None
+                else f',"redelivery_count":{int(record.redelivery_count)}'
+            )
+            + "}"
         )
     return (
         f'{{"published":true,"key":{_quote(record.key)},"seq":{int(record.seq)},'
@@ -230,6 +240,11 @@ def _parse(line: str) -> Attempt | Published:
     outcome = _str(obj, "outcome", escaped)
     if not outcome:
         raise ValueError("field 'outcome' must not be empty")
+    redelivery_count = None
+    if obj.get("redelivery_count") is not None:
+        redelivery_count = _int(obj, "redelivery_count")
+        if redelivery_count < 0:
+            raise ValueError(f"field 'redelivery_count' must be >= 0, got {redelivery_count}")
     return Attempt(
         key=_str(obj, "key", escaped),
         consumer=_str(obj, "consumer", escaped),
@@ -239,6 +254,7 @@ def _parse(line: str) -> Attempt | Published:
         start=start,
         end=end,
         outcome=outcome,
+        redelivery_count=redelivery_count,
     )
 
 

@@ -26,6 +26,7 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
     ("excused_order", "excused reorderings", "... where every overtaken message was redelivered"),
     ("lost_messages", "lost messages", "published, never completed ok"),
     ("duplicates", "duplicates", "messages completed ok more than once"),
+    ("redelivered_duplicates", "redelivered duplicates", "... each later time on a redelivery"),
     ("lost_updates", "lost updates", "sum of max(0, completions - counter) per key"),
 )
 
@@ -79,7 +80,8 @@ def _counts(report: Report) -> Table:
         if value is None:
             shown = Text("not checked", style="dim")
         else:
-            style = "green" if value == 0 or name == "excused_order" else "bold red"
+            excused = name in ("excused_order", "redelivered_duplicates")
+            style = "green" if value == 0 or excused else "bold red"
             shown = Text(str(value), style=style)
         table.add_row(label, shown, meaning)
     return table
@@ -140,15 +142,17 @@ def _examples(report: Report) -> list[RenderableType]:
         ]
         columns = ("key", "seq", "message id", "attempts", "last outcome")
         tables.append(_table(_title("lost messages", len(rows), report.lost_count), columns, rows))
-    if report.duplicates:
-        rows = [
-            (d.key, str(d.seq), d.message_id, str(d.completions), ", ".join(d.consumers))
-            for d in report.duplicates
-        ]
-        columns = ("key", "seq", "message id", "completions", "by")
-        tables.append(
-            _table(_title("duplicates", len(rows), report.duplicate_count), columns, rows)
-        )
+    for kind, dups, total in (
+        ("duplicates", report.duplicates, report.duplicate_count),
+        ("redelivered duplicates", report.redelivered_duplicates, counts["redelivered_duplicates"]),
+    ):
+        if dups:
+            rows = [
+                (d.key, str(d.seq), d.message_id, str(d.completions), ", ".join(d.consumers))
+                for d in dups
+            ]
+            columns = ("key", "seq", "message id", "completions", "by")
+            tables.append(_table(_title(kind, len(rows), total), columns, rows))
     if report.lost_update_examples:
         rows = [
             (u.key, str(u.completions), str(u.counter), str(u.lost))

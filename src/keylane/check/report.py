@@ -108,7 +108,10 @@ class Report:
         order_count: messages that overtook an earlier message of their key without excuse.
         excused_order_count: messages that overtook only earlier messages that were redelivered.
         lost_count: published messages that never completed successfully.
-        duplicate_count: messages that completed successfully more than once.
+        duplicate_count: messages that completed successfully more than once (redelivered
+            duplicates excluded).
+        redelivered_duplicate_count: messages that completed more than once where every success
+            after the first ran on a broker redelivery (``redelivery_count`` > 0); not anomalies.
         lost_updates: sum over keys of ``max(0, completions - counter)``; ``None`` when no
             counters were given.
         strict_order: whether redeliveries were not accepted as an excuse.
@@ -119,19 +122,22 @@ class Report:
     excused_order_count: int = 0
     lost_count: int = 0
     duplicate_count: int = 0
+    redelivered_duplicate_count: int = 0
     lost_updates: int | None = None
     exclusivity_violations: list[ExclusivityViolation] = field(default_factory=list)
     order_violations: list[OrderViolation] = field(default_factory=list)
     excused_order: list[OrderViolation] = field(default_factory=list)
     lost_messages: list[LostMessage] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
+    redelivered_duplicates: list[Duplicate] = field(default_factory=list)
     lost_update_examples: list[LostUpdate] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     strict_order: bool = False
 
     @property
     def clean(self) -> bool:
-        """True when no anomaly was found (excused reorderings are not anomalies)."""
+        """True when no anomaly was found (excused reorderings and redelivered duplicates are
+        not anomalies)."""
         return not (
             self.exclusivity_count
             or self.order_count
@@ -148,6 +154,7 @@ class Report:
             "excused_order": self.excused_order_count,
             "lost_messages": self.lost_count,
             "duplicates": self.duplicate_count,
+            "redelivered_duplicates": self.redelivered_duplicate_count,
             "lost_updates": self.lost_updates,
         }
 
@@ -159,6 +166,9 @@ class Report:
             "excused_order": [asdict(e) for e in self.excused_order],
             "lost_messages": [asdict(e) for e in self.lost_messages],
             "duplicates": [{**asdict(e), "consumers": list(e.consumers)} for e in self.duplicates],
+            "redelivered_duplicates": [
+                {**asdict(e), "consumers": list(e.consumers)} for e in self.redelivered_duplicates
+            ],
             "lost_updates": [{**asdict(e), "lost": e.lost} for e in self.lost_update_examples],
         }
         return {

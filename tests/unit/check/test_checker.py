@@ -26,6 +26,7 @@ def zero_counts(**overrides: int | None) -> dict[str, int | None]:
         "excused_order": 0,
         "lost_messages": 0,
         "duplicates": 0,
+        "redelivered_duplicates": 0,
         "lost_updates": None,
     }
     counts.update(overrides)
@@ -340,6 +341,7 @@ class TestJson:
             "excused_order": 0,
             "lost_messages": 1,
             "duplicates": 1,
+            "redelivered_duplicates": 0,
             "lost_updates": 2,
         }
         assert data["strict_order"] is False

@@ -165,7 +165,7 @@ class TestRecorded:
         assert result == "done"
         assert seen == [("7", "u1")]
         assert recorder.history().attempts == [
-            Attempt("u1", "c9", "(1,3,-1,-1)", 7, 2, 0.0, 1.0, "ok")
+            Attempt("u1", "c9", "(1,3,-1,-1)", 7, 2, 0.0, 1.0, "ok", redelivery_count=0)
         ]
         assert wrapped.__name__ == "handler"
 
