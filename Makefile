@@ -34,10 +34,12 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## make bench: throughput benchmarks (prints measured numbers)
-## (the embedded broker per subscription type, then Key_Shared embedded vs keylane over a real
+## (the embedded broker per subscription type; its memory soak, RSS over 2 x 30 s without and
+## with a parked key, failing unless flat; then Key_Shared embedded vs keylane over a real
 ## Pulsar standalone vs the distribution's pulsar-perf, with ratios)
 bench: $(STAMP)
 	$(VENV)/bin/keylane bench broker
+	$(VENV)/bin/keylane bench soak
 	bash scripts/bench-pulsar.sh
 
 services-up: $(STAMP)

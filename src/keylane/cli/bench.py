@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 from keylane.bench.broker import BrokerBenchResult, bench_broker_types, results_table
+from keylane.bench.soak import SoakParams, run_soak
+from keylane.bench.soak import results_table as soak_table
 from keylane.brokers import connect
 from keylane.brokers.base import BatchingType
 
@@ -58,3 +60,54 @@ def broker_command(
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:
         Console().print(results_table(results, f"keylane bench broker ({broker})"))
+
+
+@bench_app.command("soak")
+def soak_command(
+    seconds: Annotated[
+        float,
+        typer.Option(min=1, help="Seconds per run (two runs: without, then with a parked key)."),
+    ] = 30.0,
+    rate: Annotated[
+        int, typer.Option(min=1, help="Messages per second the producer aims at.")
+    ] = 10_000,
+    keys: Annotated[int, typer.Option(min=1, help="Distinct message keys.")] = 2_000,
+    consumers: Annotated[
+        int, typer.Option(min=1, help="Key_Shared consumers (one Lanes each).")
+    ] = 2,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between RSS samples.")] = 3.0,
+    warmup: Annotated[
+        float | None,
+        typer.Option(min=0, help="Seconds left out of the verdict (default: 30% of --seconds)."),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(min=0, help="Largest RSS deviation from the median, as a fraction.")
+    ] = 0.10,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of the samples and a table.")
+    ] = False,
+) -> None:
+    """Embedded-broker memory soak: RSS over time without and with a parked key.
+
+    Exits 1 if RSS of either run was not flat within --tolerance after the warm-up.
+    """
+    params = SoakParams(
+        seconds=seconds,
+        rate=rate,
+        keys=keys,
+        consumers=consumers,
+        interval=interval,
+        warmup=seconds * 0.3 if warmup is None else warmup,
+    )
+    if not json_output:
+        typer.echo(
+            f"keylane bench soak: 2 runs x {seconds:g} s, {rate:,} msg/s target, {keys:,} keys, "
+            f"{consumers} Key_Shared consumers with lanes; warm-up {params.warmup:g} s"
+        )
+    results = run_soak(params, quiet=json_output)
+    if json_output:
+        typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        Console().print(soak_table(results, tolerance))
+    if not all(r.flat(tolerance) for r in results):
+        raise typer.Exit(1)
