@@ -1,7 +1,8 @@
 """What a list of events contains: counts by type, the shopping mix, replies, hot keys.
 
 :func:`summarize` measures a workload (generated or loaded from a file) so that a run can print
-it and a test can hold the generator to its target ratios.
+it and a test can hold the generator to its target ratios. :func:`subscriber_phones` gives the
+compliance audit each subscriber's phone (for email quiet hours in the phone's zones).
 
 Imports the journeys' event model and keyword classifier only.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from keylane.journeys import Event, EventType
 from keylane.journeys.policies.consent import Keyword, classify
 
-__all__ = ["SHOPPING_TYPES", "WorkloadSummary", "summarize"]
+__all__ = ["SHOPPING_TYPES", "WorkloadSummary", "subscriber_phones", "summarize"]
 
 #: The event types of the shopping mix.
 SHOPPING_TYPES: tuple[EventType, ...] = (
@@ -28,6 +29,7 @@ SHOPPING_TYPES: tuple[EventType, ...] = (
     EventType.MESSAGE_CLICKED,
 )
 _FAST = timedelta(seconds=1)
+_PROFILE_TYPES = (EventType.SUBSCRIBED, EventType.PROFILE_UPDATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +127,17 @@ def summarize(events: Iterable[Event]) -> WorkloadSummary:
         first=first,
         last=last,
     )
+
+
+def subscriber_phones(events: Iterable[Event]) -> dict[str, str]:
+    """Each subscriber key's phone: the last one its ``subscribed``/``profile_updated`` gave.
+
+    The audit's ``phones`` argument (:func:`keylane.audit.audit`).
+    """
+    phones: dict[str, str] = {}
+    for event in events:
+        if event.type in _PROFILE_TYPES:
+            phone = event.properties.get("phone")
+            if isinstance(phone, str):
+                phones[event.key] = phone
+    return phones

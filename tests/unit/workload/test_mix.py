@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from keylane.journeys import Event, parse_event
-from keylane.workload import summarize
+from keylane.workload import subscriber_phones, summarize
 
 T0 = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
 
@@ -66,3 +66,13 @@ def test_an_empty_workload() -> None:
     assert summary.hottest_key is None
     assert set(summary.shopping_shares.values()) == {0.0}
     assert summary.to_dict()["last"] is None
+
+
+def test_subscriber_phones_keeps_the_last_phone_of_each_key() -> None:
+    events = [
+        _event(1, "subscribed", 0, phone="+12125550123", consent={"sms": True}),
+        _event(2, "profile_updated", 10, phone="+13055550123"),
+        _event(3, "profile_updated", 20, "u2", email="b@example.com"),
+        _event(4, "product_viewed", 30, "u3"),
+    ]
+    assert subscriber_phones(events) == {"acme:u1": "+13055550123"}
