@@ -76,7 +76,9 @@ class ScheduledPublisher:
         clock: the run's clock (usually a ScaledClock starting at the first event's time).
         events: the events, sorted by ``occurred_at`` (a late one is sent as soon as reached).
         recorder: records each publication for the history checker.
-        batch: the most sends in flight at once.
+        batch: the most sends in flight at once. The default equals the producers' default
+            ``batching_max_messages``, so a full window is flushed at once rather than after
+            the batching delay.
         tick: the longest real sleep between clock reads, seconds.
 
     Raises:
@@ -90,7 +92,7 @@ class ScheduledPublisher:
         events: Iterable[Event],
         *,
         recorder: HistoryRecorder | None = None,
-        batch: int = 512,
+        batch: int = 1000,
         tick: float = 0.05,
     ) -> None:
         if not isinstance(producer, Producer):
