@@ -145,3 +145,23 @@ async def test_a_subscription_without_consumers_keeps_its_backlog(broker: Memory
     assert log.retained == MESSAGES + 1
     back = await subscribe(broker, "t", SubscriptionType.SHARED, "c3", subscription="idle")
     assert texts(await drain(back)) == ["parked"] + [f"m{i}" for i in range(MESSAGES)]
+
+
+async def test_a_delayed_message_survives_the_trims_and_arrives_on_time(
+    broker: MemoryBroker,
+) -> None:
+    # Given a Shared consumer and a message delayed by 10 minutes, sent before a live stream
+    consumer = await subscribe(broker, "t", SubscriptionType.SHARED, "c1")
+    delayed = await broker.create_producer("t", batching=None)
+    loop = asyncio.get_running_loop()
+    sent_at = loop.time()
+    await delayed.send(b"later", deliver_after=600)
+    await stream(broker, consumer, "t", unacked=frozenset())
+    log = topic_log(broker, "t")
+    assert log.retained <= TAIL_BOUND + 1  # the tail and the delayed entry
+    assert log.base > 0
+    assert list(log.islands) == [0]  # the delayed entry, kept below the trimmed tail
+    # Then the delayed message still arrives, after its delay
+    message = await consumer.receive(900)
+    assert message.data == b"later"
+    assert loop.time() - sent_at >= 600 - broker.config.delayed_delivery_tick
