@@ -39,16 +39,18 @@ BRAND_NAMES = ("acme", "bluebird", "cedar", "dunmore", "evergreen", "foxglove", 
 
 @dataclass(frozen=True, slots=True)
 class AreaCode:
-    """A US area code, its weight in the draw, and the zones phonenumbers gives its numbers."""
+    """A US area code: its weight in the draw, the zones phonenumbers gives its numbers, the
+    zone most of its subscribers live in (``home``, for profile zones) and its state."""
 
     code: int
     weight: float
     zones: frozenset[str]
+    home: str
     state: str
 
 
-def _ac(code: int, weight: float, state: str, *zones: str) -> AreaCode:
-    return AreaCode(code, weight, frozenset(zones), state)
+def _ac(code: int, weight: float, state: str, home: str, *others: str) -> AreaCode:
+    return AreaCode(code, weight, frozenset((home, *others)), home, state)
 
 
 _ET, _CT, _MT, _PT = "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"
@@ -82,6 +84,8 @@ AREA_CODES: tuple[AreaCode, ...] = (
     # Hawaii
     _ac(808, 0.5, "HI", "Pacific/Honolulu"),
 )  # fmt: skip
+
+_BY_CODE = {area.code: area for area in AREA_CODES}
 
 #: The zones of a profile ``timezone`` when one is given (and for email-only subscribers).
 US_ZONES: tuple[tuple[str, float], ...] = (
@@ -155,9 +159,7 @@ def _phone(rng: random.Random, codes: Sequence[AreaCode], weights: Sequence[floa
 def _zone_of(phone: str | None, rng: random.Random) -> str:
     """A plausible profile zone: usually the area code's, sometimes elsewhere (moved)."""
     if phone is not None and rng.random() >= 0.05:
-        code = int(phone[2:5])
-        area = next(a for a in AREA_CODES if a.code == code)
-        return rng.choice(sorted(area.zones))
+        return _BY_CODE[int(phone[2:5])].home
     zones = [name for name, _ in US_ZONES]
     return rng.choices(zones, weights=[weight for _, weight in US_ZONES])[0]
 

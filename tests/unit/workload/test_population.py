@@ -101,3 +101,15 @@ def test_brand_ids_are_valid_and_unique() -> None:
     assert len(set(ids)) == 12
     assert ids[0] == "acme"
     assert ids[-1] == "brand-12"
+
+
+def test_profile_zones_are_mostly_the_area_codes_home() -> None:
+    from zoneinfo import ZoneInfo
+
+    by_code = {a.code: a for a in AREA_CODES}
+    zoned = [p for p in _people() if p.phone and p.timezone]
+    home = sum(p.timezone == by_code[int(p.phone[2:5])].home for p in zoned)  # type: ignore[index]
+    assert 0.9 < home / len(zoned) < 1.0  # about 5% moved elsewhere
+    for p in _people():
+        if p.timezone:
+            ZoneInfo(p.timezone)
