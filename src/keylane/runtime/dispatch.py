@@ -4,9 +4,9 @@ A decision reserves a cap slot at the send's *planned* time. The relay may dispa
 planned (a provider outage, a quiet-hours deferral, a slow relay), so before each marketing send it
 checks the caps again against the subscriber's delivery ledger: the sends that went out (SENT or
 UNKNOWN) on the same channel, each at the time its outcome was recorded. That time is at or after
-the send's ``sent_at``, and this check runs before the new send's ``sent_at``, so the gaps it sees
-are never wider than the gaps between the ``sent_at`` times the gateway logs: an audit of the
-log cannot find a window this check let through. The outbox dispatches at most one send per
+the send's ``sent_at``, and the new send's ``sent_at`` is the instant this check uses, so the gaps
+it sees are never wider than the gaps between the ``sent_at`` times the gateway logs: an audit of
+the log cannot find a window this check let through. The outbox dispatches at most one send per
 subscriber at a time, so the check cannot race another relay.
 
 Imports the journeys and state contracts; no backend.

@@ -98,6 +98,8 @@ class DecisionRecord:
         event_type: the event's type, when it parsed; ``occurred_at`` its time.
         decision: the decision (COMMITTED, DEDUPE from the engine), for reasons and effects.
         now: the decision's time on the engine's clock.
+        committed_at: the engine's clock when the commit returned (COMMITTED only): from then
+            on the decision is visible to every load, e.g. the relay's re-check of a STOP.
         detail: an error text for POISON and UNAVAILABLE.
     """
 
@@ -117,6 +119,7 @@ class DecisionRecord:
     occurred_at: datetime | None
     decision: Decision | None
     now: datetime | None
+    committed_at: datetime | None = None
     detail: str = ""
 
 
@@ -231,6 +234,7 @@ class JourneyHandler:
             return DecisionOutcome.DEDUPE
         end = self._monotonic()
         record.committed = end
+        record.committed_at = self._clock.now()
         record.version = result.version
         self._emit(record.done(DecisionOutcome.COMMITTED, end))
         return DecisionOutcome.COMMITTED
@@ -248,6 +252,7 @@ class _Draft:
 
     __slots__ = (
         "committed",
+        "committed_at",
         "context",
         "decision",
         "event_type",
@@ -268,6 +273,7 @@ class _Draft:
         self.start = start
         self.loaded: float | None = None
         self.committed: float | None = None
+        self.committed_at: datetime | None = None
         self.read_version: int | None = None
         self.version: int | None = None
         self.event_type: EventType | None = None
@@ -293,10 +299,12 @@ class _Draft:
             occurred_at=self.occurred_at,
             decision=self.decision,
             now=self.now,
+            committed_at=self.committed_at if outcome is DecisionOutcome.COMMITTED else None,
             detail=detail,
         )
         # A fenced attempt is followed by a fresh load in the same handler call.
         self.start = end
         self.loaded = self.committed = self.read_version = self.version = None
+        self.committed_at = None
         self.decision = None
         return record

@@ -31,7 +31,15 @@ import msgspec
 
 from keylane.clock import Clock
 from keylane.errors import InvalidArgumentError
-from keylane.journeys import JourneySet, ReasonCode, VerdictAction, decode_state, recheck
+from keylane.journeys import (
+    JourneySet,
+    MessageClass,
+    ReasonCode,
+    SendIntent,
+    VerdictAction,
+    decode_state,
+    recheck,
+)
 from keylane.providers import Outcome, Provider
 from keylane.runtime.codec import decode_intent, delivery_of
 from keylane.runtime.dispatch import caps_defer_until
@@ -239,19 +247,21 @@ class OutboxRelay:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._finish(claim, SendStatus.FAILED_PERMANENT, f"unreadable payload: {exc}")
             return
-        snapshot = await self._store.load(claim.key)
+        # The attempt's instant, read BEFORE the state is loaded: the state then reflects every
+        # commit that finished before it, so a STOP committed earlier is seen, and one committed
+        # later is later than this send's sent_at. The re-checks and sent_at use this one value.
         now = self._clock.now()
+        snapshot = await self._store.load(claim.key)
         if snapshot.state is None:
             await self._finish(claim, SendStatus.SKIPPED, "no_state")
             return
         state = decode_state(snapshot.state)
         verdict = recheck(state, intent, now, self._journeys)
-        if verdict.action is VerdictAction.SEND:
-            later = caps_defer_until(state, intent, await self._store.sends_for(claim.key), now,
-                                     self._journeys)  # fmt: skip
+        if verdict.action is VerdictAction.SEND and intent.message_class is MessageClass.MARKETING:
+            ledger = await self._store.sends_for(claim.key)
+            later = caps_defer_until(state, intent, ledger, now, self._journeys)
             if later is not None:
-                expired = intent.expires_at is not None and later > intent.expires_at
-                if expired:
+                if intent.expires_at is not None and later > intent.expires_at:
                     await self._finish(claim, SendStatus.SKIPPED, ReasonCode.SKIPPED_FREQUENCY_CAP)
                 else:
                     await self._finish(
@@ -267,7 +277,9 @@ class OutboxRelay:
             reason = verdict.reason.value if verdict.reason else "skipped"
             await self._finish(claim, SendStatus.SKIPPED, reason)
             return
-        sent_at = self._clock.now()
+        await self._send(claim, intent, now)
+
+    async def _send(self, claim: ClaimedSend, intent: SendIntent, sent_at: datetime) -> None:
         loop = asyncio.get_running_loop()
         began = loop.time()
         receipt = await self._provider.send(delivery_of(intent, sent_at))
@@ -279,9 +291,8 @@ class OutboxRelay:
             delay = min(
                 config.retry_backoff * 2 ** min(claim.attempt - 1, 30), config.retry_backoff_max
             )
-            await self._finish(
-                claim, SendStatus.RETRY, receipt.detail, retry_at=sent_at.timestamp() + delay
-            )
+            retry_at = max(self._now(), sent_at.timestamp()) + delay
+            await self._finish(claim, SendStatus.RETRY, receipt.detail, retry_at=retry_at)
         elif receipt.outcome is Outcome.FAILED_PERMANENT:
             logger.warning(
                 "relay: %s failed permanently: %s", claim.idempotency_key, receipt.detail
