@@ -129,6 +129,30 @@ async def test_shared_redeliver_unacknowledged(backend: Backend, batch_index_ack
     assert [m.redelivery_count for m in again] == [1] * len(again)
 
 
+async def test_shared_ack_timeout_of_a_partly_acked_batch(
+    backend: Backend, batch_index_ack: bool
+) -> None:
+    # Given one Shared consumer with a 10 s ack timeout that acks only m0 of the batch
+    topic = backend.topic()
+    consumer = await backend.subscribe(
+        topic,
+        "sub",
+        SHARED,
+        consumer_name="c1",
+        ack_timeout=10,
+        batch_index_ack_enabled=batch_index_ack,
+    )
+    await send_batch(backend, topic)
+    got = await receive_batch(backend, consumer)
+    await consumer.acknowledge(got[0])
+    # When the timeout passes (the client tracks the entry until it is acked as a whole)
+    expected = leftover(batch_index_ack, ["m0"])
+    again = await backend.receive_n(consumer, len(expected), ack=True, timeout=20)
+    # Then the entry is redelivered: the whole batch, or what is left of it, count 1 each
+    assert texts(again) == expected
+    assert [m.redelivery_count for m in again] == [1] * len(again)
+
+
 async def test_shared_dead_letter_after_acking_batch_mates(
     backend: Backend, batch_index_ack: bool
 ) -> None:
