@@ -10,6 +10,7 @@ This package imports no backend: only :mod:`keylane.brokers.base` types and :mod
 from __future__ import annotations
 
 from keylane.check.checker import check
+from keylane.check.decisions import DecisionAnomaly, DecisionReport
 from keylane.check.recorder import (
     AttemptContext,
     HistoryRecorder,
@@ -19,8 +20,10 @@ from keylane.check.recorder import (
 )
 from keylane.check.records import (
     CANCELLED,
+    DEDUPE,
     DROPPED,
     ERROR,
+    FENCED,
     OK,
     SEQ_PROPERTY,
     TIMEOUT,
@@ -45,13 +48,17 @@ from keylane.check.report import (
 
 __all__ = [
     "CANCELLED",
+    "DEDUPE",
     "DROPPED",
     "ERROR",
+    "FENCED",
     "OK",
     "SEQ_PROPERTY",
     "TIMEOUT",
     "Attempt",
     "AttemptContext",
+    "DecisionAnomaly",
+    "DecisionReport",
     "Duplicate",
     "ExclusivityViolation",
     "History",

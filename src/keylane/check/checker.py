@@ -23,6 +23,12 @@ A *message* is identified by ``(key, seq)``; its *completion* is the end of its 
 * **lost updates** (with ``counters``): ``sum(max(0, completions(key) - counters.get(key, 0)))``
   over keys, where ``completions`` counts every successful attempt, duplicates included.
 
+A *decision history* (keylane's runtime; any attempt with a ``version`` or a ``dedupe`` /
+``fenced`` outcome) is judged by what was committed (:mod:`keylane.check.decisions`): overlapping
+*attempts* are then expected under faults (a zombie runs while the key's new owner does) and are
+reported but are not an anomaly, a ``dedupe`` completes a message (the checks there make sure it
+is backed by a commit), and no duplicate is excused: a message committed twice was decided twice.
+
 Everything is ``O(n log n)`` in the number of records.
 
 This module imports only the standard library and :mod:`keylane.check`; no backend.
@@ -37,7 +43,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Generic, TypeVar
 
-from keylane.check.records import OK, Attempt, History
+from keylane.check.decisions import check_decisions, is_decision_history
+from keylane.check.records import DEDUPE, OK, Attempt, History
 from keylane.check.report import (
     Duplicate,
     ExclusivityViolation,
@@ -68,9 +75,13 @@ class _Message:
     #: Successful attempts that ran on a broker redelivery (``redelivery_count`` > 0).
     ok_redelivered: int = 0
     earliest_failure_start: float | None = None
+    #: A decision found the event already committed (decision histories only).
+    deduped: bool = False
 
     def add(self, a: Attempt) -> None:
         self.attempts += 1
+        if a.outcome == DEDUPE:
+            self.deduped = True
         if self.last is None or a.end >= self.last.end:
             self.last = a
         if a.outcome == OK:
@@ -134,15 +145,21 @@ def check(
             message = messages[(a.key, a.seq)] = _Message(a.message_id)
         message.add(a)
 
+    decisions = (
+        check_decisions(history.attempts, max_examples)
+        if is_decision_history(history.attempts)
+        else None
+    )
     exclusivity_count, exclusivity = _exclusivity(by_key, max_examples)
     order_count, order, excused_count, excused = _order(messages, strict_order, max_examples)
-    lost_count, lost = _lost(history, messages, max_examples)
+    lost_count, lost = _lost(history, messages, max_examples, decisions is not None)
     duplicates: list[Duplicate] = []
     redelivered: list[Duplicate] = []
     for (key, seq), m in messages.items():
         if m.ok_count > 1:
             duplicate = Duplicate(key, seq, m.message_id, m.ok_count, tuple(m.ok_consumers))
-            (redelivered if m.duplicate_redelivered else duplicates).append(duplicate)
+            excused_duplicate = m.duplicate_redelivered and decisions is None
+            (redelivered if excused_duplicate else duplicates).append(duplicate)
     duplicates.sort(key=lambda d: (d.key, d.seq))
     redelivered.sort(key=lambda d: (d.key, d.seq))
     lost_updates, update_examples = _lost_updates(messages, counters, max_examples)
@@ -171,6 +188,7 @@ def check(
             skipped_lines=len(history.skipped),
         ),
         strict_order=strict_order,
+        decisions=decisions,
     )
 
 
@@ -272,12 +290,18 @@ def _order_example(key: str, item: _Done, overtaken: _Done) -> OrderViolation:
 
 
 def _lost(
-    history: History, messages: Mapping[_MessageKey, _Message], max_examples: int
+    history: History,
+    messages: Mapping[_MessageKey, _Message],
+    max_examples: int,
+    dedupe_completes: bool,
 ) -> tuple[int, list[LostMessage]]:
     lost: dict[_MessageKey, LostMessage] = {}
     for p in history.published:
         message = messages.get((p.key, p.seq))
-        if (message is None or message.first_ok is None) and (p.key, p.seq) not in lost:
+        done = message is not None and (
+            message.first_ok is not None or (dedupe_completes and message.deduped)
+        )
+        if not done and (p.key, p.seq) not in lost:
             lost[(p.key, p.seq)] = LostMessage(
                 key=p.key,
                 seq=p.seq,

@@ -4,7 +4,9 @@ A history is a set of JSON Lines files. Each line is one object:
 
 * an attempt: ``{"key", "consumer", "message_id", "seq", "attempt", "start", "end", "outcome"}``
   (``seq`` and ``attempt`` integers, ``start`` and ``end`` float seconds on one monotonic clock),
-  optionally ``"redelivery_count"`` (the broker's count of the delivery the attempt ran on);
+  optionally ``"redelivery_count"`` (the broker's count of the delivery the attempt ran on) and,
+  for a *decision* (keylane's runtime: load state, decide, commit with a compare-and-set),
+  ``"event_id"``, ``"read_version"``, ``"version"``, ``"loaded"`` and ``"committed"``;
 * a publication: ``{"published": true, "key", "seq", "message_id"}``.
 
 Unknown fields are ignored, so writers may add their own. Lines are strict JSON
@@ -36,8 +38,10 @@ from keylane.errors import InvalidArgumentError
 
 __all__ = [
     "CANCELLED",
+    "DEDUPE",
     "DROPPED",
     "ERROR",
+    "FENCED",
     "OK",
     "SEQ_PROPERTY",
     "TIMEOUT",
@@ -67,6 +71,11 @@ CANCELLED = "cancelled"
 #: Outcome recorded for a message lanes dropped without running it because its consumer closed
 #: (``start == end``: it never ran, so it overlaps nothing; the broker redelivers it).
 DROPPED = "dropped"
+#: Outcome of a decision that committed nothing because its event was already decided (the
+#: event id was marked, or its broker position was at or below the key's high-water mark).
+DEDUPE = "dedupe"
+#: Outcome of a decision whose compare-and-set failed: someone committed the key since its load.
+FENCED = "fenced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,11 @@ class Attempt:
             ``"ok"`` counts as a successful completion.
         redelivery_count: the message's ``redelivery_count`` when the attempt ran (> 0: the
             broker redelivered it), or ``None`` when not recorded (optional in the file).
+        event_id: the event's id, for decisions (a dedupe must be backed by a commit of it).
+        read_version: the state version a decision loaded.
+        version: the version a committed decision wrote (``read_version + 1``).
+        loaded: when a decision loaded the state (same clock as ``start``).
+        committed: when a committed decision's commit returned (same clock).
     """
 
     key: str
@@ -96,6 +110,11 @@ class Attempt:
     end: float
     outcome: str
     redelivery_count: int | None = None
+    event_id: str | None = None
+    read_version: int | None = None
+    version: int | None = None
+    loaded: float | None = None
+    committed: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +198,43 @@ def encode_record(record: Attempt | Published) -> str:
                 if record.redelivery_count is None
                 else f',"redelivery_count":{int(record.redelivery_count)}'
             )
+            + _decision_fields(record)
             + "}"
         )
     return (
         f'{{"published":true,"key":{_quote(record.key)},"seq":{int(record.seq)},'
         f'"message_id":{_quote(record.message_id)}}}'
     )
+
+
+def _decision_fields(record: Attempt) -> str:
+    parts = []
+    if record.event_id is not None:
+        parts.append(f',"event_id":{_quote(record.event_id)}')
+    for name in ("read_version", "version"):
+        value = getattr(record, name)
+        if value is not None:
+            parts.append(f',"{name}":{int(value)}')
+    for name in ("loaded", "committed"):
+        value = getattr(record, name)
+        if value is not None:
+            if not math.isfinite(value):
+                raise InvalidArgumentError(f"attempt {name} must be finite, got {value!r}")
+            parts.append(f',"{name}":{float(value)!r}')
+    return "".join(parts)
+
+
+def _optional_int(obj: dict[str, object], name: str) -> int | None:
+    if obj.get(name) is None:
+        return None
+    value = _int(obj, name)
+    if value < 0:
+        raise ValueError(f"field {name!r} must be >= 0, got {value}")
+    return value
+
+
+def _optional_seconds(obj: dict[str, object], name: str) -> float | None:
+    return None if obj.get(name) is None else _seconds(obj, name)
 
 
 def _str(obj: dict[str, object], name: str, escaped: bool) -> str:
@@ -255,6 +305,11 @@ def _parse(line: str) -> Attempt | Published:
         end=end,
         outcome=outcome,
         redelivery_count=redelivery_count,
+        event_id=None if obj.get("event_id") is None else _str(obj, "event_id", escaped),
+        read_version=_optional_int(obj, "read_version"),
+        version=_optional_int(obj, "version"),
+        loaded=_optional_seconds(obj, "loaded"),
+        committed=_optional_seconds(obj, "committed"),
     )
 
 

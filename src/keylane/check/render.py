@@ -40,11 +40,51 @@ def _printable(text: str) -> str:
     return text
 
 
+_DECISION_KINDS: tuple[tuple[str, str], ...] = (
+    ("committed", "decisions committed"),
+    ("dedupes", "dedupe no-ops (event already decided)"),
+    ("fenced", "fenced commits (someone committed first)"),
+    ("committed_overlaps", "committed read-modify-writes of one key overlapping"),
+    ("version_conflicts", "commits not writing read_version + 1, or one version twice"),
+    ("decided_twice", "event ids committed more than once"),
+    ("commit_order", "commits of a key out of publish order"),
+    ("unbacked_dedupes", "dedupes that no commit of the event backs (skipped decisions)"),
+)
+_INFORMATIONAL = frozenset({"committed", "dedupes", "fenced"})
+
+
 def render_report(report: Report) -> RenderableType:
     """Build the rich renderable: verdict, totals, a count per anomaly kind, then examples."""
     parts: list[RenderableType] = [_verdict(report), _totals(report), _counts(report)]
+    if report.decisions is not None:
+        parts.append(_decisions(report))
     parts.extend(_examples(report))
     return Group(*parts)
+
+
+def _decisions(report: Report) -> RenderableType:
+    decisions = report.decisions
+    assert decisions is not None
+    table = Table(title="decisions (committed)", title_justify="left", show_edge=False)
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    counts = decisions.counts()
+    for name, label in _DECISION_KINDS:
+        value = counts[name]
+        style = "green" if value == 0 or name in _INFORMATIONAL else "bold red"
+        table.add_row(label, Text(str(value), style=style))
+    rows = [
+        (e.kind, e.key, e.detail, " | ".join(_attempt(a) for a in e.attempts))
+        for e in decisions.examples
+    ]
+    if not rows:
+        return table
+    examples = _table("decision anomalies", ("kind", "key", "detail", "attempts"), rows)
+    return Group(
+        table,
+        Text("(overlapping attempts are expected under faults in a decision history)", "dim"),
+        examples,
+    )
 
 
 def _verdict(report: Report) -> Text:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from keylane.check.decisions import DecisionReport
 from keylane.check.records import Attempt
 
 __all__ = [
@@ -115,6 +116,9 @@ class Report:
         lost_updates: sum over keys of ``max(0, completions - counter)``; ``None`` when no
             counters were given.
         strict_order: whether redeliveries were not accepted as an excuse.
+        decisions: the checks of committed decisions, for a decision history (keylane's
+            runtime); then overlapping attempts (``exclusivity_count``) are reported but are not
+            an anomaly, only overlapping *commits* are. ``None`` for other histories.
     """
 
     exclusivity_count: int = 0
@@ -133,13 +137,17 @@ class Report:
     lost_update_examples: list[LostUpdate] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     strict_order: bool = False
+    decisions: DecisionReport | None = None
 
     @property
     def clean(self) -> bool:
         """True when no anomaly was found (excused reorderings and redelivered duplicates are
-        not anomalies)."""
+        not anomalies; in a decision history neither are overlapping attempts)."""
+        if self.decisions is not None and not self.decisions.clean:
+            return False
+        exclusivity = self.exclusivity_count if self.decisions is None else 0
         return not (
-            self.exclusivity_count
+            exclusivity
             or self.order_count
             or self.lost_count
             or self.duplicate_count
@@ -171,10 +179,20 @@ class Report:
             ],
             "lost_updates": [{**asdict(e), "lost": e.lost} for e in self.lost_update_examples],
         }
-        return {
+        out: dict[str, object] = {
             "clean": self.clean,
             **self.counts(),
             "strict_order": self.strict_order,
             "totals": asdict(self.totals),
             "examples": examples,
         }
+        if self.decisions is not None:
+            out["decisions"] = {
+                **self.decisions.counts(),
+                "examples": [
+                    {"kind": e.kind, "key": e.key, "detail": e.detail,
+                     "attempts": [asdict(a) for a in e.attempts]}
+                    for e in self.decisions.examples
+                ],
+            }  # fmt: skip
+        return out

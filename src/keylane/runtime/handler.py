@@ -89,6 +89,7 @@ class DecisionRecord:
         consumer: the consumer that ran it.
         message_id: the broker message id, as a string.
         seq: the message's order within its key (from its broker position).
+        event_id: the event's id, when it parsed.
         attempt: lanes' attempt number.
         outcome: what happened.
         start, end: when the attempt started and ended (the handler's ``monotonic`` clock).
@@ -107,6 +108,7 @@ class DecisionRecord:
     consumer: str
     message_id: str
     seq: int
+    event_id: str | None
     attempt: int
     outcome: DecisionOutcome
     start: float
@@ -180,6 +182,7 @@ class JourneyHandler:
             self._emit(record.done(DecisionOutcome.POISON, self._monotonic(), detail=detail))
             raise PoisonEventError(detail)
         record.event_type = event.type
+        record.event_id = event.event_id
         record.occurred_at = event.occurred_at
         # Wake-ups and swept timers are published after later events of the key: they are
         # deduplicated by event id only, never by the position mark.
@@ -255,6 +258,7 @@ class _Draft:
         "committed_at",
         "context",
         "decision",
+        "event_id",
         "event_type",
         "loaded",
         "message_id",
@@ -276,6 +280,7 @@ class _Draft:
         self.committed_at: datetime | None = None
         self.read_version: int | None = None
         self.version: int | None = None
+        self.event_id: str | None = None
         self.event_type: EventType | None = None
         self.occurred_at: datetime | None = None
         self.decision: Decision | None = None
@@ -287,6 +292,7 @@ class _Draft:
             consumer=self.context.consumer_name,
             message_id=self.message_id,
             seq=self.seq,
+            event_id=self.event_id,
             attempt=self.context.attempt,
             outcome=outcome,
             start=self.start,

@@ -35,6 +35,11 @@ def decision_history(recorder: HistoryRecorder) -> DecisionObserver:
                 start=record.start,
                 end=record.end,
                 outcome=record.outcome.value,
+                event_id=record.event_id,
+                read_version=record.read_version,
+                version=record.version,
+                loaded=record.loaded,
+                committed=record.committed,
             )
         )
 

@@ -24,13 +24,17 @@ def test_importing_check_loads_no_backend():
 def test_exports():
     assert set(keylane.check.__all__) == {
         "CANCELLED",
+        "DEDUPE",
         "DROPPED",
         "ERROR",
+        "FENCED",
         "OK",
         "SEQ_PROPERTY",
         "TIMEOUT",
         "Attempt",
         "AttemptContext",
+        "DecisionAnomaly",
+        "DecisionReport",
         "Duplicate",
         "ExclusivityViolation",
         "History",
