@@ -66,18 +66,22 @@ def demo_command(
 ) -> None:
     """Key_Shared consumers joining and leaving under load, on the embedded broker."""
     console = Console()
-    console.print(
-        f"[bold]keylane demo[/bold]: Key_Shared on the embedded broker, {users} users, "
-        f"{rate:,} events/s, 4 phases of {seconds / 4:.1f} s"
-    )
-    report = asyncio.run(
-        run_demo(
+
+    async def main() -> DemoReport:
+        # The header is printed once the loop runs, so a Ctrl-C after it always reaches a
+        # running coroutine (and is reported in one line), never asyncio's start-up.
+        console.print(
+            f"[bold]keylane demo[/bold]: Key_Shared on the embedded broker, {users} users, "
+            f"{rate:,} events/s, 4 phases of {seconds / 4:.1f} s"
+        )
+        return await run_demo(
             seconds=seconds,
             users=users,
             rate=rate,
             on_phase=lambda p: console.print(_phase_table(p)),
         )
-    )
+
+    report = asyncio.run(main())
     held_back = _held_back(report)
     if held_back is not None:
         console.print(held_back, style="yellow", highlight=False)
