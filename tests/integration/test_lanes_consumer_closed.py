@@ -1,4 +1,4 @@
-"""A consumer closed under its running lanes (issue 7, item 1), on the memory broker and real Pulsar.
+"""A consumer closed under its running lanes (issue 7, item 1): memory broker and real Pulsar.
 
 Two Key_Shared consumers, each with :class:`~keylane.lanes.Lanes` (``max_in_flight=4``, a 50 ms
 handler), 40 keys x 10 events. After 0.3 s the first consumer is closed while its lanes are busy,
@@ -85,7 +85,7 @@ async def test_no_handler_starts_after_the_consumer_closes(broker: Broker) -> No
     # Then everything published completes (at the survivor, or before the close)
     published = {(p.key, p.seq) for p in recorder.history().published}
     async with asyncio.timeout(120):
-        while not published <= _completed(recorder.history()):
+        while not published <= _completed(recorder.history()):  # noqa: ASYNC110 - polling
             await asyncio.sleep(0.1)
     first = lanes[0].stats()
     for lane in lanes:

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from keylane.check import TIMEOUT, HistoryRecorder, check
 from keylane.cli.main import app
-from keylane.sim.compare import CompareConfig, run_strategy
-from keylane.sim.handler import HandlerConfig
-from keylane.sim.results import StrategyResult
-from keylane.sim.workload import WorkloadConfig
-from keylane.strategies import StrategyConfig
+from keylane.compare.handler import HandlerConfig
+from keylane.compare.results import StrategyResult
+from keylane.compare.runner import CompareConfig, run_strategy
+from keylane.compare.strategies import StrategyConfig
+from keylane.compare.workload import WorkloadConfig
 
 #: Strategies that must keep each user's events in publish order.
 ORDERED = {"failover", "key-shared-serial", "key-shared-lanes"}
@@ -57,8 +57,8 @@ async def run(
     redis_url: str | None = None,
     recorder: HistoryRecorder | None = None,
 ) -> StrategyResult:
+    from keylane.compare.runner import redis_lock_factory
     from keylane.locks.base import LOCK_KEY_PREFIX
-    from keylane.sim.compare import redis_lock_factory
 
     run_id = f"test-{secrets.token_hex(4)}"
     factory = None

@@ -27,7 +27,7 @@ def test_core_imports_and_runs_without_extras() -> None:
     result = run(
         """
         import asyncio
-        import keylane, keylane.lanes, keylane.check, keylane.hashing, keylane.strategies
+        import keylane, keylane.lanes, keylane.check, keylane.hashing, keylane.compare.strategies
         from keylane.brokers import connect
 
         async def main():

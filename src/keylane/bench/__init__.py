@@ -10,7 +10,6 @@ from keylane.bench.broker import (
     BrokerBenchResult,
     bench_broker,
     bench_broker_types,
-    results_table,
 )
 
-__all__ = ["BrokerBenchResult", "bench_broker", "bench_broker_types", "results_table"]
+__all__ = ["BrokerBenchResult", "bench_broker", "bench_broker_types"]

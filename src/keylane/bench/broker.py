@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.table import Table
-
 from keylane.brokers.base import BatchingType, Broker, Consumer, InitialPosition, SubscriptionType
 from keylane.errors import InvalidArgumentError
 
@@ -27,7 +25,6 @@ __all__ = [
     "bench_broker",
     "bench_broker_types",
     "drain_consumer",
-    "results_table",
 ]
 
 #: Consumers used for each subscription type by :func:`bench_broker_types`.
@@ -298,34 +295,3 @@ async def bench_broker_types(
             )
         )
     return results
-
-
-def results_table(results: Sequence[BrokerBenchResult], title: str) -> Table:
-    """A rich table of measured throughput, one row per run.
-
-    The message count, keys and batching of the first run go into the caption.
-    """
-    table = Table(title=title)
-    if results:
-        first = results[0]
-        batching = first.batching.value if first.batching else "off"
-        table.caption = (
-            f"{first.messages:,} messages, {first.keys:,} keys, batching {batching}; "
-            "msgs/cpu-s = messages per CPU second of this process"
-        )
-    table.add_column("type")
-    table.add_column("consumers", justify="right")
-    table.add_column("wall s", justify="right")
-    table.add_column("msgs/s", justify="right")
-    table.add_column("msgs/cpu-s", justify="right")
-    table.add_column("per consumer")
-    for r in results:
-        table.add_row(
-            r.subscription_type.value,
-            str(r.consumers),
-            f"{r.seconds:.2f}",
-            f"{r.msgs_per_second:,.0f}",
-            f"{r.msgs_per_cpu_second:,.0f}",
-            "/".join(str(n) for n in r.per_consumer),
-        )
-    return table

@@ -24,8 +24,6 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rich.table import Table
-
 from keylane.brokers.base import Message, SubscriptionType
 from keylane.brokers.memory import MemoryBroker
 from keylane.errors import InvalidArgumentError, KeylaneError
@@ -36,7 +34,6 @@ __all__ = [
     "SoakParams",
     "SoakResult",
     "SoakSample",
-    "results_table",
     "rss_bytes",
     "run_soak",
     "soak_once",
@@ -322,23 +319,3 @@ def run_soak(params: SoakParams, *, quiet: bool = False) -> list[SoakResult]:
 def _child_quiet(params: SoakParams, parked: bool) -> SoakResult:
     """:func:`_child` without printing."""
     return asyncio.run(soak_once(params, parked=parked))
-
-
-def results_table(results: list[SoakResult], tolerance: float) -> Table:
-    """The soak's verdict per run, as a rich table."""
-    table = Table(title=f"keylane bench soak: RSS after warm-up, flat = within +/-{tolerance:.0%}")
-    for column in ("run", "RSS median", "max dev.", "growth", "msg/s", "verdict"):
-        table.add_column(column, justify="left" if column in ("run", "verdict") else "right")
-    for r in results:
-        run = "no parked key"
-        if r.parked:
-            run = f"parked: {len(r.parked_keys)} key"
-        table.add_row(
-            run,
-            f"{r.rss_median:.1f} MiB",
-            f"{r.rss_deviation:.1%}",
-            f"{r.rss_growth:+.1f} MiB",
-            f"{r.throughput:,.0f}",
-            "flat" if r.flat(tolerance) else "NOT FLAT",
-        )
-    return table

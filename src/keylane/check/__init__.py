@@ -35,7 +35,6 @@ from keylane.check.records import (
     read_history,
     write_history,
 )
-from keylane.check.render import render_report
 from keylane.check.report import (
     Duplicate,
     ExclusivityViolation,
@@ -76,6 +75,5 @@ __all__ = [
     "read_history",
     "recorded",
     "recorded_drops",
-    "render_report",
     "write_history",
 ]

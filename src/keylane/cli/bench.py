@@ -13,11 +13,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from keylane.bench.broker import BrokerBenchResult, bench_broker_types, results_table
+from keylane.bench.broker import BrokerBenchResult, bench_broker_types
 from keylane.bench.soak import SoakParams, run_soak
-from keylane.bench.soak import results_table as soak_table
 from keylane.brokers import connect
 from keylane.brokers.base import BatchingType
+from keylane.cli.render.bench import broker_table, soak_table
 
 __all__ = ["bench_app"]
 
@@ -59,7 +59,7 @@ def broker_command(
     if json_output:
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:
-        Console().print(results_table(results, f"keylane bench broker ({broker})"))
+        Console().print(broker_table(results, f"keylane bench broker ({broker})"))
 
 
 @bench_app.command("soak")

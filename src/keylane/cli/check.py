@@ -14,8 +14,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from keylane.check import check, read_counters, read_history, render_report
+from keylane.check import check, read_counters, read_history
 from keylane.cli.errors import EXIT_OK, EXIT_VERDICT, say
+from keylane.cli.render.check import render_report
 from keylane.errors import InvalidArgumentError
 
 __all__ = ["check_command"]

@@ -1,7 +1,7 @@
 """``keylane compare``: run the five consumption strategies on one workload and compare them.
 
-Thin: parses options into a :class:`~keylane.sim.compare.CompareConfig` and calls
-:func:`~keylane.sim.compare.run_compare`. Exit codes: 0 the comparison ran (anomalies of the
+Thin: parses options into a :class:`~keylane.compare.runner.CompareConfig` and calls
+:func:`~keylane.compare.runner.run_compare`. Exit codes: 0 the comparison ran (anomalies of the
 ``shared`` baseline are results, not failures), 1 every requested strategy was skipped,
 2 bad options or a broker/strategy failure (raised here, reported by :mod:`keylane.cli.errors`).
 """
@@ -20,14 +20,14 @@ import typer
 from rich.console import Console
 
 from keylane.cli.errors import EXIT_VERDICT
+from keylane.cli.render.compare import RichObserver, render_compare
+from keylane.compare.handler import HandlerConfig
+from keylane.compare.runner import CompareConfig, run_compare
+from keylane.compare.strategies import STRATEGY_NAMES, ContentionPolicy, StrategyConfig
+from keylane.compare.strategies.registry import parse_strategy_names
+from keylane.compare.workload import BurstShape, WorkloadConfig
 from keylane.errors import InvalidArgumentError
 from keylane.locks.base import DEFAULT_LOCK_TTL, DEFAULT_REDIS_URL, REDIS_URL_ENV
-from keylane.sim.compare import CompareConfig, run_compare
-from keylane.sim.handler import HandlerConfig
-from keylane.sim.report import RichObserver, render_compare
-from keylane.sim.workload import BurstShape, WorkloadConfig
-from keylane.strategies import STRATEGY_NAMES, ContentionPolicy, StrategyConfig
-from keylane.strategies.registry import parse_strategy_names
 
 __all__ = ["compare_command"]
 

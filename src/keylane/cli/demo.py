@@ -1,6 +1,6 @@
 """``keylane demo``: a short visible demonstration on the embedded broker.
 
-Thin: renders the phases of :func:`keylane.demo.run_demo` as they end. Exit code 0 (OK) when
+Thin: renders the phases of :func:`keylane.compare.demo.run_demo` as they end. Exit code 0 (OK) when
 every event produced was processed, each user's in order by one consumer at a time; 1 (FAILED)
 otherwise; 2 bad options (reported by :mod:`keylane.cli.errors`).
 """
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from keylane.cli.errors import EXIT_VERDICT
-from keylane.demo import DemoReport, PhaseReport, run_demo
+from keylane.compare.demo import DemoReport, PhaseReport, run_demo
 
 __all__ = ["demo_command"]
 

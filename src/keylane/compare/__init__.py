@@ -1,9 +1,11 @@
-"""Simulation harness: the shopping workload, the simulated handler and ``keylane compare``.
+"""The talk's comparison: five ways to consume a keyed topic, side by side (``keylane compare``).
 
-Modules: ``workload`` (seeded sessions), ``state`` (per-user counters), ``handler`` (the
-read-modify-write decision handler), ``publisher`` (closed-loop producer), ``compare`` (runs the
-strategies), ``results``/``stats`` (numbers), ``report`` (rich rendering). The sim may import
-backends; it never imports ``keylane.cli``.
+An application of the library, not its top floor: ``strategies`` (shared, shared-lock, failover,
+key-shared-serial, key-shared-lanes), ``workload`` (seeded shopping sessions), ``handler`` (the
+read-modify-write handler around a slow call, on the state contract), ``publisher`` (the
+closed- or open-loop producer), ``runner`` (runs the strategies and judges them with the checker),
+``results``/``stats`` (numbers) and ``demo`` (``keylane demo``). Rendering lives in
+:mod:`keylane.cli.render.compare`. May import backends; never imports ``keylane.cli``.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keylane.brokers.base import Message
+from keylane.compare.state import MemoryStateStore
 from keylane.errors import InvalidArgumentError
 from keylane.lanes import HandlerContext
-from keylane.sim.state import MemoryStateStore
 
 __all__ = ["DecisionHandler", "HandlerConfig"]
 

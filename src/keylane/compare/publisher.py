@@ -27,14 +27,14 @@ from collections.abc import Callable
 
 from keylane.brokers.base import Message, Producer
 from keylane.check import HistoryRecorder
-from keylane.errors import InvalidArgumentError
-from keylane.sim.workload import (
+from keylane.compare.workload import (
     EVENT_TYPE_PROPERTY,
     PUBLISHED_AT_PROPERTY,
     SEQ_PROPERTY,
     Session,
     Workload,
 )
+from keylane.errors import InvalidArgumentError
 
 __all__ = ["ClosedLoopPublisher"]
 
@@ -181,6 +181,14 @@ class ClosedLoopPublisher:
         self._measure_wall = self.clock()
         self._measure_start = asyncio.get_running_loop().time()
 
+    def _next_session(self, now: float, stuck_due: float | None) -> tuple[Session, float | None]:
+        """The next session to publish: the stuck user's once it is due, else the workload's."""
+        if stuck_due is not None and now >= stuck_due:
+            assert self.stuck_user is not None
+            size = round(self.workload.config.mean_burst)
+            return self.workload.session_for(self.stuck_user, size), None
+        return self.workload.next_session(), stuck_due
+
     async def run(self, duration: float, *, warmup: float = 0.0, rate: float | None = None) -> None:
         """Publish for ``warmup + duration`` seconds, then stop (queued sessions still go out).
 
@@ -220,13 +228,7 @@ class ClosedLoopPublisher:
         yielded = start
         try:
             while self._error is None:
-                if stuck_due is not None and loop.time() >= stuck_due:
-                    stuck_due = None
-                    assert self.stuck_user is not None
-                    size = round(self.workload.config.mean_burst)
-                    session = self.workload.session_for(self.stuck_user, size)
-                else:
-                    session = self.workload.next_session()
+                session, stuck_due = self._next_session(loop.time(), stuck_due)
                 if rate is not None:
                     if due >= end:
                         # Nothing more is due in time: the phases still last until ``end``.

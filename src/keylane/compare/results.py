@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from keylane.sim.stats import LatencySummary, summarize
+from keylane.compare.stats import LatencySummary, summarize
 
 __all__ = ["CompareResult", "StrategyResult", "throughput"]
 
@@ -63,7 +63,7 @@ class StrategyResult:
     @classmethod
     def skip(cls, name: str, reason: str) -> StrategyResult:
         """A result for a strategy that could not run."""
-        from keylane.strategies import STRATEGIES
+        from keylane.compare.strategies import STRATEGIES
 
         return cls(name=name, summary=STRATEGIES[name].summary, skipped=reason, drained=False)
 

@@ -4,7 +4,7 @@ For each strategy, on a fresh broker connection, topic and subscription:
 
 1. start the strategy's ``consumers`` consumers (all in this process);
 2. run the closed-loop producer for ``duration`` seconds, keeping at most ``window`` events
-   outstanding (:mod:`keylane.sim.publisher`): the *measured phase*;
+   outstanding (:mod:`keylane.compare.publisher`): the *measured phase*;
 3. stop publishing and *drain*: wait (at most ``drain_timeout``) until every published event
    completed, so lost messages are judged exactly;
 4. stop the strategy and run the checker over the recorded history and the final counters.
@@ -35,15 +35,15 @@ from typing import Protocol
 
 from keylane.brokers import connect
 from keylane.check import HistoryRecorder, check, recorded
+from keylane.compare.handler import DecisionHandler, HandlerConfig
+from keylane.compare.publisher import ClosedLoopPublisher
+from keylane.compare.results import CompareResult, StrategyResult, throughput
+from keylane.compare.state import MemoryStateStore
+from keylane.compare.stats import summarize
+from keylane.compare.strategies import STRATEGY_NAMES, StrategyConfig, create_strategy
+from keylane.compare.workload import STUCK_USER, Workload, WorkloadConfig
 from keylane.errors import InvalidArgumentError, KeylaneError
 from keylane.locks.base import DEFAULT_REDIS_URL, LOCK_KEY_PREFIX, KeyLock
-from keylane.sim.handler import DecisionHandler, HandlerConfig
-from keylane.sim.publisher import ClosedLoopPublisher
-from keylane.sim.results import CompareResult, StrategyResult, throughput
-from keylane.sim.state import MemoryStateStore
-from keylane.sim.stats import summarize
-from keylane.sim.workload import STUCK_USER, Workload, WorkloadConfig
-from keylane.strategies import STRATEGY_NAMES, StrategyConfig, create_strategy
 
 __all__ = ["CompareConfig", "CompareObserver", "run_compare", "run_strategy"]
 

@@ -52,7 +52,6 @@ def test_exports():
         "read_history",
         "recorded",
         "recorded_drops",
-        "render_report",
         "write_history",
     }
     assert keylane.check.SEQ_PROPERTY == "seq"

@@ -23,9 +23,9 @@ from keylane.check import (
     HistoryRecorder,
     check,
     recorded,
-    render_report,
 )
 from keylane.check.records import encode_record, parse_record
+from keylane.cli.render.check import render_report
 from tests.unit.check.factories import attempt, history
 
 

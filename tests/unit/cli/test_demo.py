@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from keylane.cli.demo import verdict
-from keylane.demo import DemoReport, run_demo
+from keylane.compare.demo import DemoReport, run_demo
 from keylane.errors import InvalidArgumentError
 from tests.unit.cli.support import error_line, run
 

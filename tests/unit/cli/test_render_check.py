@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from keylane.check import Report, check, render_report
+from keylane.check import Report, check
+from keylane.cli.render.check import render_report
 from tests.unit.check.factories import attempt, history
 
 

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from keylane.cli.main import app
+from keylane.compare.runner import CompareConfig, run_compare
+from keylane.compare.workload import WorkloadConfig
 from keylane.errors import InvalidArgumentError
-from keylane.sim.compare import CompareConfig, run_compare
-from keylane.sim.workload import WorkloadConfig
 
 
 @pytest.mark.parametrize(

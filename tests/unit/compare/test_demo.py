@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keylane.demo import PhaseReport, run_demo
+from keylane.compare.demo import PhaseReport, run_demo
 
 pytestmark = pytest.mark.looptime
 

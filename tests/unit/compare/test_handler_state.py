@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
+from keylane.compare.handler import DecisionHandler, HandlerConfig
+from keylane.compare.state import MemoryStateStore
 from keylane.errors import InvalidArgumentError
 from keylane.lanes import HandlerContext
-from keylane.sim.handler import DecisionHandler, HandlerConfig
-from keylane.sim.state import MemoryStateStore
-from tests.unit.strategies.fakes import make_message
+from tests.unit.compare.strategies.fakes import make_message
 
 pytestmark = pytest.mark.looptime
 

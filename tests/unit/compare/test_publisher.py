@@ -9,10 +9,10 @@ import pytest
 
 from keylane.brokers.base import Message, MessageId
 from keylane.check import HistoryRecorder
+from keylane.compare.publisher import ClosedLoopPublisher
+from keylane.compare.workload import STUCK_USER, Workload, WorkloadConfig
 from keylane.errors import InvalidArgumentError
-from keylane.sim.publisher import ClosedLoopPublisher
-from keylane.sim.workload import STUCK_USER, Workload, WorkloadConfig
-from tests.unit.strategies.fakes import FakeProducer
+from tests.unit.compare.strategies.fakes import FakeProducer
 
 pytestmark = pytest.mark.looptime
 

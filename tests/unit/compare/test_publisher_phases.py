@@ -12,10 +12,10 @@ import math
 import pytest
 
 from keylane.check import HistoryRecorder
-from keylane.sim.publisher import ClosedLoopPublisher
-from keylane.sim.results import throughput
-from keylane.sim.workload import Workload, WorkloadConfig
-from tests.unit.strategies.fakes import FakeProducer
+from keylane.compare.publisher import ClosedLoopPublisher
+from keylane.compare.results import throughput
+from keylane.compare.workload import Workload, WorkloadConfig
+from tests.unit.compare.strategies.fakes import FakeProducer
 
 
 @pytest.mark.looptime

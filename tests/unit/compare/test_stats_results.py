@@ -7,10 +7,10 @@ import math
 import pytest
 from rich.console import Console
 
+from keylane.cli.render.compare import render_compare
+from keylane.compare.results import CompareResult, StrategyResult
+from keylane.compare.stats import percentile, summarize
 from keylane.errors import InvalidArgumentError
-from keylane.sim.report import render_compare
-from keylane.sim.results import CompareResult, StrategyResult
-from keylane.sim.stats import percentile, summarize
 
 
 def test_nearest_rank_percentile():

@@ -7,8 +7,7 @@ import statistics
 
 import pytest
 
-from keylane.errors import InvalidArgumentError
-from keylane.sim.workload import (
+from keylane.compare.workload import (
     EVENT_TYPES,
     STUCK_USER,
     BurstShape,
@@ -16,6 +15,7 @@ from keylane.sim.workload import (
     WorkloadConfig,
     user_id,
 )
+from keylane.errors import InvalidArgumentError
 
 
 def take(config: WorkloadConfig, n: int):

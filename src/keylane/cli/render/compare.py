@@ -1,6 +1,6 @@
 """Terminal rendering of a comparison with rich: live progress, the results table, the verdict.
 
-Imports no backend. Rendering only: the numbers come from :mod:`keylane.sim.results`.
+Imports no backend. Rendering only: the numbers come from :mod:`keylane.compare.results`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
-from keylane.sim.results import CompareResult, StrategyResult
+from keylane.compare.results import CompareResult, StrategyResult
 
 __all__ = ["RichObserver", "render_compare"]
 
@@ -126,7 +126,7 @@ def _workload(result: CompareResult) -> Text:
 
 
 class RichObserver:
-    """Shows one progress bar per strategy while :func:`~keylane.sim.compare.run_compare` runs."""
+    """One progress bar per strategy while :func:`~keylane.compare.runner.run_compare` runs."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)

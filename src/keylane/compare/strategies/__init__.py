@@ -13,18 +13,23 @@ See ``docs/strategies.md``. This package imports no backend.
 
 from __future__ import annotations
 
-from keylane.strategies.base import ContentionPolicy, Strategy, StrategyConfig, StrategyStats
-from keylane.strategies.failover import FailoverStrategy
-from keylane.strategies.key_shared_lanes import KeySharedLanesStrategy
-from keylane.strategies.key_shared_serial import KeySharedSerialStrategy
-from keylane.strategies.registry import (
+from keylane.compare.strategies.base import (
+    ContentionPolicy,
+    Strategy,
+    StrategyConfig,
+    StrategyStats,
+)
+from keylane.compare.strategies.failover import FailoverStrategy
+from keylane.compare.strategies.key_shared_lanes import KeySharedLanesStrategy
+from keylane.compare.strategies.key_shared_serial import KeySharedSerialStrategy
+from keylane.compare.strategies.registry import (
     STRATEGIES,
     STRATEGY_NAMES,
     create_strategy,
     parse_strategy_names,
 )
-from keylane.strategies.shared import SharedStrategy
-from keylane.strategies.shared_lock import SharedLockStrategy
+from keylane.compare.strategies.shared import SharedStrategy
+from keylane.compare.strategies.shared_lock import SharedLockStrategy
 
 __all__ = [
     "STRATEGIES",

@@ -17,8 +17,8 @@ import contextlib
 from typing import ClassVar
 
 from keylane.brokers.base import Broker, Producer, SubscriptionType
+from keylane.compare.strategies.base import Strategy, StrategyConfig
 from keylane.lanes import Handler, LaneConfig, Lanes, producer_dead_letter_sink
-from keylane.strategies.base import Strategy, StrategyConfig
 
 __all__ = ["KeySharedLanesStrategy"]
 

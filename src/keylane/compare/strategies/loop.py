@@ -16,9 +16,9 @@ import contextlib
 from typing import Any
 
 from keylane.brokers.base import Consumer, Message
+from keylane.compare.strategies.base import Strategy, StrategyConfig
 from keylane.lanes import Handler, HandlerContext
 from keylane.lanes.handler import run_attempt
-from keylane.strategies.base import Strategy, StrategyConfig
 
 __all__ = ["LoopStrategy"]
 

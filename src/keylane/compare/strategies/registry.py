@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from keylane.compare.strategies.base import Strategy, StrategyConfig
+from keylane.compare.strategies.failover import FailoverStrategy
+from keylane.compare.strategies.key_shared_lanes import KeySharedLanesStrategy
+from keylane.compare.strategies.key_shared_serial import KeySharedSerialStrategy
+from keylane.compare.strategies.shared import SharedStrategy
+from keylane.compare.strategies.shared_lock import SharedLockStrategy
 from keylane.errors import InvalidArgumentError
 from keylane.locks.base import KeyLock
-from keylane.strategies.base import Strategy, StrategyConfig
-from keylane.strategies.failover import FailoverStrategy
-from keylane.strategies.key_shared_lanes import KeySharedLanesStrategy
-from keylane.strategies.key_shared_serial import KeySharedSerialStrategy
-from keylane.strategies.shared import SharedStrategy
-from keylane.strategies.shared_lock import SharedLockStrategy
 
 __all__ = ["STRATEGIES", "STRATEGY_NAMES", "create_strategy", "parse_strategy_names"]
 

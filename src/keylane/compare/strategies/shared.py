@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from keylane.brokers.base import SubscriptionType
-from keylane.strategies.loop import LoopStrategy
+from keylane.compare.strategies.loop import LoopStrategy
 
 __all__ = ["SharedStrategy"]
 

@@ -18,9 +18,9 @@ import asyncio
 from typing import ClassVar
 
 from keylane.brokers.base import Consumer, Message, SubscriptionType
+from keylane.compare.strategies.base import ContentionPolicy, StrategyConfig
+from keylane.compare.strategies.loop import LoopStrategy
 from keylane.locks.base import KeyLock
-from keylane.strategies.base import ContentionPolicy, StrategyConfig
-from keylane.strategies.loop import LoopStrategy
 
 __all__ = ["SharedLockStrategy"]
 

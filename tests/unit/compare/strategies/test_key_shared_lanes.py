@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from keylane.brokers.base import SubscriptionType
-from keylane.strategies import KeySharedLanesStrategy, StrategyConfig
-from tests.unit.strategies.fakes import FakeBroker, make_message
-from tests.unit.strategies.probe import Probe, wait_for
+from keylane.compare.strategies import KeySharedLanesStrategy, StrategyConfig
+from tests.unit.compare.strategies.fakes import FakeBroker, make_message
+from tests.unit.compare.strategies.probe import Probe, wait_for
 
 pytestmark = pytest.mark.looptime
 

@@ -7,15 +7,15 @@ import asyncio
 import pytest
 
 from keylane.brokers.base import InitialPosition, SubscriptionType
-from keylane.errors import InvalidArgumentError
-from keylane.strategies import (
+from keylane.compare.strategies import (
     FailoverStrategy,
     KeySharedSerialStrategy,
     SharedStrategy,
     StrategyConfig,
 )
-from tests.unit.strategies.fakes import FakeBroker, make_message
-from tests.unit.strategies.probe import Probe, wait_for
+from keylane.errors import InvalidArgumentError
+from tests.unit.compare.strategies.fakes import FakeBroker, make_message
+from tests.unit.compare.strategies.probe import Probe, wait_for
 
 pytestmark = pytest.mark.looptime
 

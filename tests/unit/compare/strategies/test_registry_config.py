@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keylane.brokers.base import SubscriptionType
-from keylane.errors import InvalidArgumentError
-from keylane.locks import MemoryKeyLock
-from keylane.strategies import (
+from keylane.compare.strategies import (
     STRATEGY_NAMES,
     ContentionPolicy,
     FailoverStrategy,
@@ -19,6 +17,8 @@ from keylane.strategies import (
     create_strategy,
     parse_strategy_names,
 )
+from keylane.errors import InvalidArgumentError
+from keylane.locks import MemoryKeyLock
 
 
 def test_names_in_display_order():

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from keylane.compare.strategies import ContentionPolicy, SharedLockStrategy, StrategyConfig
 from keylane.locks import MemoryKeyLock
-from keylane.strategies import ContentionPolicy, SharedLockStrategy, StrategyConfig
-from tests.unit.strategies.fakes import FakeBroker, make_message
-from tests.unit.strategies.probe import Probe, wait_for
+from tests.unit.compare.strategies.fakes import FakeBroker, make_message
+from tests.unit.compare.strategies.probe import Probe, wait_for
 
 pytestmark = pytest.mark.looptime
 

@@ -1,0 +1,66 @@
+"""Rich tables of the benchmarks' results (rendering belongs to the CLI).
+
+Imports rich and the benchmarks' result types only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from keylane.bench.broker import BrokerBenchResult
+from keylane.bench.soak import SoakResult
+
+__all__ = ["broker_table", "soak_table"]
+
+
+def broker_table(results: Sequence[BrokerBenchResult], title: str) -> Table:
+    """A rich table of measured throughput, one row per run.
+
+    The message count, keys and batching of the first run go into the caption.
+    """
+    table = Table(title=title)
+    if results:
+        first = results[0]
+        batching = first.batching.value if first.batching else "off"
+        table.caption = (
+            f"{first.messages:,} messages, {first.keys:,} keys, batching {batching}; "
+            "msgs/cpu-s = messages per CPU second of this process"
+        )
+    table.add_column("type")
+    table.add_column("consumers", justify="right")
+    table.add_column("wall s", justify="right")
+    table.add_column("msgs/s", justify="right")
+    table.add_column("msgs/cpu-s", justify="right")
+    table.add_column("per consumer")
+    for r in results:
+        table.add_row(
+            r.subscription_type.value,
+            str(r.consumers),
+            f"{r.seconds:.2f}",
+            f"{r.msgs_per_second:,.0f}",
+            f"{r.msgs_per_cpu_second:,.0f}",
+            "/".join(str(n) for n in r.per_consumer),
+        )
+    return table
+
+
+def soak_table(results: Sequence[SoakResult], tolerance: float) -> Table:
+    """The soak's verdict per run, as a rich table."""
+    table = Table(title=f"keylane bench soak: RSS after warm-up, flat = within +/-{tolerance:.0%}")
+    for column in ("run", "RSS median", "max dev.", "growth", "msg/s", "verdict"):
+        table.add_column(column, justify="left" if column in ("run", "verdict") else "right")
+    for r in results:
+        run = "no parked key"
+        if r.parked:
+            run = f"parked: {len(r.parked_keys)} key"
+        table.add_row(
+            run,
+            f"{r.rss_median:.1f} MiB",
+            f"{r.rss_deviation:.1%}",
+            f"{r.rss_growth:+.1f} MiB",
+            f"{r.throughput:,.0f}",
+            "flat" if r.flat(tolerance) else "NOT FLAT",
+        )
+    return table
