@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keylane.brokers.base import Message
-from keylane.compare.state import MemoryStateStore
 from keylane.errors import InvalidArgumentError
 from keylane.lanes import HandlerContext
+from keylane.state import Commit, Snapshot, StateStore
 
 __all__ = ["DecisionHandler", "HandlerConfig"]
 
@@ -60,8 +60,14 @@ class HandlerConfig:
 class DecisionHandler:
     """``async (message, context)``: a read-modify-write of the user's counter around slow I/O.
 
+    The counter lives in a :class:`~keylane.state.StateStore` (the run uses the memory one). The
+    write is *blind*, as a handler without fencing does it (an ORM's ``save()``): it commits on
+    the version it reads right before writing, not the one it read before the slow call, so
+    concurrent calls of one user lose updates. keylane's runtime instead commits on the version it
+    decided from, and is fenced when someone committed in between.
+
     Args:
-        store: the run's state store.
+        store: the run's state store (open).
         config: latency and stuck-user settings.
         on_success: called with the message after the counter was written (the run's
             completion tracker).
@@ -69,7 +75,7 @@ class DecisionHandler:
 
     def __init__(
         self,
-        store: MemoryStateStore,
+        store: StateStore,
         config: HandlerConfig | None = None,
         *,
         on_success: Callable[[Message], None] | None = None,
@@ -81,6 +87,8 @@ class DecisionHandler:
         self._mu = math.log(self.config.latency_median)
         self.stuck_fired = False
         """Whether the stuck user's hang has happened."""
+        self.keys: set[str] = set()
+        """The users whose counter was written."""
 
     def latency(self) -> float:
         """Draw one simulated I/O time."""
@@ -97,9 +105,19 @@ class DecisionHandler:
 
     async def __call__(self, message: Message, context: HandlerContext) -> None:
         key = context.key
-        value = await self.store.get(key)
+        value = _counter(await self.store.load(key))
         delay = self.config.stuck_for if self._hangs(key) else self.latency()
         await asyncio.sleep(delay)
-        await self.store.put(key, value + 1)
+        latest = await self.store.load(key)  # the blind write's version (see the class doc)
+        await self.store.commit(Commit(key, latest.version, str(value + 1).encode()))
+        self.keys.add(key)
         if self._on_success is not None:
             self._on_success(message)
+
+    async def counters(self) -> dict[str, int]:
+        """Every written user's final counter (for the checker's lost-update count)."""
+        return {key: _counter(await self.store.load(key)) for key in sorted(self.keys)}
+
+
+def _counter(snapshot: Snapshot) -> int:
+    return 0 if snapshot.state is None else int(snapshot.state)

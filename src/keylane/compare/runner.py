@@ -38,12 +38,12 @@ from keylane.check import HistoryRecorder, check, recorded
 from keylane.compare.handler import DecisionHandler, HandlerConfig
 from keylane.compare.publisher import ClosedLoopPublisher
 from keylane.compare.results import CompareResult, StrategyResult, throughput
-from keylane.compare.state import MemoryStateStore
 from keylane.compare.stats import summarize
 from keylane.compare.strategies import STRATEGY_NAMES, StrategyConfig, create_strategy
 from keylane.compare.workload import STUCK_USER, Workload, WorkloadConfig
 from keylane.errors import InvalidArgumentError, KeylaneError
 from keylane.locks.base import DEFAULT_REDIS_URL, LOCK_KEY_PREFIX, KeyLock
+from keylane.state import MemoryStateStore
 
 __all__ = ["CompareConfig", "CompareObserver", "run_compare", "run_strategy"]
 
@@ -212,6 +212,7 @@ async def run_strategy(
     """
     lock = await lock_factory() if (name == "shared-lock" and lock_factory) else None
     store = MemoryStateStore()
+    await store.open()
     if recorder is None:
         recorder = HistoryRecorder(_history_path(config, name, ".jsonl"))
     workload = Workload(config.workload)
@@ -260,7 +261,8 @@ async def run_strategy(
         if lock is not None:
             await lock.close()
         recorder.close()
-    counters = store.snapshot()
+    counters = await handler.counters()
+    await store.close()
     counters_path = _history_path(config, name, ".counters.json")
     if counters_path is not None:
         counters_path.write_text(json.dumps(counters, sort_keys=True) + "\n", encoding="utf-8")

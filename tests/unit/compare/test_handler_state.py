@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from keylane.compare.handler import DecisionHandler, HandlerConfig
-from keylane.compare.state import MemoryStateStore
 from keylane.errors import InvalidArgumentError
 from keylane.lanes import HandlerContext
+from keylane.state import MemoryStateStore
 from tests.unit.compare.strategies.fakes import make_message
 
 pytestmark = pytest.mark.looptime
@@ -20,23 +20,23 @@ def ctx(key: str, attempt: int = 1) -> HandlerContext:
 
 
 async def test_serial_calls_count_every_event():
-    store = MemoryStateStore()
+    store = await MemoryStateStore().__aenter__()
     done: list[object] = []
     handler = DecisionHandler(store, HandlerConfig(latency_sigma=0), on_success=done.append)
     for seq in (1, 2, 3):
         await handler(make_message("u", seq), ctx("u"))
-    assert store.snapshot() == {"u": 3}
+    assert await handler.counters() == {"u": 3}
     assert len(done) == 3
 
 
 async def test_concurrent_calls_for_one_user_lose_updates():
     # Two handlers of one user at once: both read 0, both write 1.
-    store = MemoryStateStore()
+    store = await MemoryStateStore().__aenter__()
     handler = DecisionHandler(store, HandlerConfig(latency_sigma=0))
     await asyncio.gather(
         handler(make_message("u", 1), ctx("u")), handler(make_message("u", 2), ctx("u"))
     )
-    assert store.snapshot() == {"u": 1}
+    assert await handler.counters() == {"u": 1}
 
 
 async def test_latency_is_lognormal_around_the_median():
@@ -49,7 +49,7 @@ async def test_latency_is_lognormal_around_the_median():
 
 
 async def test_stuck_user_hangs_once():
-    store = MemoryStateStore()
+    store = await MemoryStateStore().__aenter__()
     handler = DecisionHandler(store, HandlerConfig(latency_sigma=0, stuck_user="s", stuck_for=30.0))
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -63,7 +63,7 @@ async def test_stuck_user_hangs_once():
     start = loop.time()
     await handler(make_message("s", 1), ctx("s", attempt=2))
     assert loop.time() - start == pytest.approx(0.005)
-    assert store.snapshot() == {"other": 1, "s": 1}
+    assert await handler.counters() == {"other": 1, "s": 1}
 
 
 @pytest.mark.parametrize(
