@@ -12,19 +12,20 @@ Imports no backend.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import ClassVar
 
-from keylane.brokers.base import Broker, Producer, SubscriptionType
+from keylane.brokers.base import Broker, SubscriptionType
 from keylane.compare.strategies.base import Strategy, StrategyConfig
-from keylane.lanes import Handler, LaneConfig, Lanes, producer_dead_letter_sink
+from keylane.lanes import Handler, LaneConfig, LaneGroup
 
 __all__ = ["KeySharedLanesStrategy"]
 
 
 class KeySharedLanesStrategy(Strategy):
     """Key_Shared (auto-split, consistent hashing) with one :class:`Lanes` per consumer.
+
+    A thin wrapper around :class:`~keylane.lanes.LaneGroup`, the library's wiring of N
+    Key_Shared consumers, their lanes and the dead-letter producer (which the worker uses too).
 
     Args:
         config: strategy knobs; ``max_in_flight``, ``handler_timeout``, ``max_attempts`` and
@@ -49,37 +50,33 @@ class KeySharedLanesStrategy(Strategy):
             max_buffered_total=max(cfg.receiver_queue_size * 2, 1000),
             shutdown_grace=cfg.shutdown_grace,
         )
-        self.lanes: list[Lanes] = []
-        self._dead_letters: Producer | None = None
+        self.group: LaneGroup | None = None
 
-    async def start(self, broker: Broker, topic: str, subscription: str, handler: Handler) -> None:
-        self._broker = broker
-        self._topic = topic
-        self._subscription = subscription
-        await super().start(broker, topic, subscription, handler)
+    async def _subscribe(self, broker: Broker, topic: str, subscription: str) -> None:
+        # The lane group subscribes its consumers itself (in _run).
+        self._broker, self._topic, self._subscription = broker, topic, subscription
 
     async def _run(self, handler: Handler) -> None:
-        dlq = f"{self._topic}-{self._subscription}-DLQ"
-        self._dead_letters = await self._broker.create_producer(dlq, batching=None)
-        sink = producer_dead_letter_sink(self._dead_letters)
-        self.lanes = [
-            Lanes(consumer, handler, self.lane_config, dead_letter=sink)
-            for consumer in self.consumers
-        ]
-        for lanes in self.lanes:
-            await lanes.start()
+        cfg = self.config
+        self.group = LaneGroup(
+            self._broker,
+            self._topic,
+            self._subscription,
+            handler,
+            consumers=cfg.consumers,
+            config=self.lane_config,
+            name=self.name,
+            receiver_queue_size=cfg.receiver_queue_size,
+        )
+        await self.group.start()
 
     async def _halt(self, grace: float) -> None:
+        if self.group is None:
+            return
         try:
-            await asyncio.gather(*(lanes.stop(grace) for lanes in self.lanes))
+            await self.group.stop(grace)
         finally:
-            dead_lettered = 0
-            for lanes in self.lanes:
-                snapshot = lanes.stats()
-                self.stats.acked += snapshot.acked
-                self.stats.retries += snapshot.retried
-                dead_lettered += snapshot.dead_lettered
-            self.stats.extra["dead_lettered"] = dead_lettered
-            if self._dead_letters is not None:
-                with contextlib.suppress(Exception):
-                    await self._dead_letters.close()
+            total = self.group.stats().total
+            self.stats.acked += total.acked
+            self.stats.retries += total.retried
+            self.stats.extra["dead_lettered"] = total.dead_lettered
