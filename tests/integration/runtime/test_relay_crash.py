@@ -65,7 +65,8 @@ async def test_relay_crash_after_the_provider_call(pipeline: Pipeline, mode: str
     await pipeline.publish(pipeline.sms("ann", "HELP", "ann-help"))
     # When the provider call has delivered it and the relay crashed before recording it
     await asyncio.wait_for(crashing.crashed.wait(), WAIT)
-    assert crashing.receipt is not None and crashing.receipt.outcome is Outcome.SENT
+    assert crashing.receipt is not None
+    assert crashing.receipt.outcome is Outcome.SENT
     await worker.relay.stop(grace=0.1)  # the dead relay's process is gone
     key = pipeline.key("ann")
     rows = await pipeline.store.sends_for(key)
@@ -91,7 +92,8 @@ async def test_relay_crash_after_the_provider_call(pipeline: Pipeline, mode: str
     [after] = [r for r in rows if r.idempotency_key == row.idempotency_key]
     assert after.status is SendStatus.SENT
     assert (after.owner, after.attempts) == ("relay-2", 2)
-    assert after.dispatched_at is not None and after.dispatched_at >= row.lease_until
+    assert after.dispatched_at is not None
+    assert after.dispatched_at >= row.lease_until
     # And the gateway delivered it once: the retry was answered from its ledger
     stats = pipeline.gateway.stats()
     assert stats.repeated_attempts >= 1
