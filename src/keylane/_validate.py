@@ -28,6 +28,7 @@ __all__ = [
     "MAX_SECONDS",
     "check_bool",
     "check_int",
+    "check_number",
     "check_seconds",
     "check_text",
     "is_int",
@@ -98,9 +99,9 @@ def check_int(
     if not is_int(value):
         raise InvalidArgumentError(f"{name} must be an int, not {show(value)}")
     if minimum is not None and value < minimum:
-        raise InvalidArgumentError(f"{name} must be an int >= {minimum}, got {show(value)}")
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {show(value)}")
     if maximum is not None and value > maximum:
-        raise InvalidArgumentError(f"{name} must be an int <= {maximum}, got {show(value)}")
+        raise InvalidArgumentError(f"{name} must be <= {maximum}, got {show(value)}")
     return value
 
 
@@ -134,7 +135,7 @@ def check_seconds(
     if allow_timedelta and isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif not is_number(value):
-        kinds = "seconds (int or float) or a timedelta" if allow_timedelta else "seconds"
+        kinds = "a number of seconds or a timedelta" if allow_timedelta else "a number of seconds"
         raise InvalidArgumentError(f"{name} must be {kinds}, not {show(value)}")
     elif isinstance(value, int):  # bounds first: float() of a huge int would overflow
         if value < 0:
@@ -169,6 +170,43 @@ def _human(seconds: float) -> str:
             count = seconds / size
             return f"{count:g} {unit}{'' if count == 1 else 's'}"
     return f"{seconds:g} s"
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> float:
+    """Check a finite real number (a rate, a ratio, a shape): ``minimum <= value <= maximum``,
+    ``above < value < below`` for the exclusive bounds.
+
+    Returns:
+        ``value`` as a float.
+
+    Raises:
+        InvalidArgumentError: not an int or float (a ``bool`` is not one), NaN, infinite, or
+            outside a bound.
+    """
+    if not is_number(value):
+        raise InvalidArgumentError(f"{name} must be a number, not {show(value)}")
+    if isinstance(value, int) and abs(value) > 2**53:
+        raise InvalidArgumentError(f"{name} is too large: {show(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidArgumentError(f"{name} must be a finite number, got {number}")
+    if minimum is not None and number < minimum:
+        raise InvalidArgumentError(f"{name} must be >= {minimum:g}, got {show(value)}")
+    if maximum is not None and number > maximum:
+        raise InvalidArgumentError(f"{name} must be <= {maximum:g}, got {show(value)}")
+    if above is not None and not number > above:
+        raise InvalidArgumentError(f"{name} must be > {above:g}, got {show(value)}")
+    if below is not None and not number < below:
+        raise InvalidArgumentError(f"{name} must be < {below:g}, got {show(value)}")
+    return number
 
 
 def check_text(name: str, value: object, *, allow_empty: bool = True) -> str:

@@ -89,9 +89,9 @@ def test_subscribe_args_accept_any_priority_level() -> None:
     [
         # (Each argument's range is also covered through tests/unit/test_pulsar_convert.py.)
         ({"receiver_queue_size": True}, "receiver_queue_size must be an int, not True"),
-        ({"receiver_queue_size": 0}, "receiver_queue_size must be an int >= 1, got 0"),
+        ({"receiver_queue_size": 0}, "receiver_queue_size must be >= 1, got 0"),
         ({"priority_level": 1.0}, "priority_level must be an int, not 1.0"),
-        ({"priority_level": -1}, "priority_level must be an int >= 0, got -1"),
+        ({"priority_level": -1}, "priority_level must be >= 0, got -1"),
         ({"ack_timeout": 9.99}, "ack_timeout should be greater than 10 seconds"),
         ({"negative_ack_redelivery_delay": 0.05}, "at least 0.1 s"),
     ],
@@ -103,7 +103,7 @@ def test_bad_subscribe_args(options: dict[str, Any], mentions: str) -> None:
 
 @pytest.mark.parametrize("partitions", [-1, True, 1.5, "3", None, MAX_PARTITIONS + 1, 10**400])
 def test_bad_partition_counts(partitions: Any) -> None:
-    with pytest.raises(InvalidArgumentError, match="partitions must be an int"):
+    with pytest.raises(InvalidArgumentError, match=r"partitions must be (an int|>= 0|<= )"):
         check_partitions(partitions)
 
 
@@ -135,7 +135,7 @@ def test_delivery_time_on_the_epoch_clock_is_exact() -> None:
     [
         (1, EPOCH, "not both"),
         (-1, None, "deliver_after must not be negative"),
-        ("5", None, "deliver_after must be seconds"),
+        ("5", None, "deliver_after must be a number of seconds"),
         (None, -1.0, "deliver_at must not be negative"),
         (None, float("nan"), "deliver_at must be a finite time"),
         (None, True, "deliver_at must be a datetime"),
@@ -173,8 +173,8 @@ def test_send_args_return_the_properties_and_accept_a_bytes_subclass() -> None:
         ((b"x", None, b"o", None, None), "ordering_key must be a str or None"),
         ((b"x", None, None, [("a", "b")], None), "properties must be a mapping"),
         ((b"x", None, None, {"a": 1}, None), "properties must map str to str"),
-        ((b"x", None, None, None, "now"), "event_time must be seconds"),
-        ((b"x", None, None, None, False), "event_time must be seconds"),
+        ((b"x", None, None, None, "now"), "event_time must be"),
+        ((b"x", None, None, None, False), "event_time must be"),
     ],
 )
 def test_bad_send_args(args: tuple[Any, ...], mentions: str) -> None:
@@ -290,9 +290,9 @@ def test_delivery_times_up_to_the_bound_are_accepted() -> None:
         ({"negative_ack_redelivery_delay": 1e300}, "negative_ack_redelivery_delay must be at most"),
         (
             {"receiver_queue_size": MAX_RECEIVER_QUEUE_SIZE + 1},
-            "receiver_queue_size must be an int <= 1000000",
+            "receiver_queue_size must be <= 1000000",
         ),
-        ({"priority_level": MAX_INT32 + 1}, "priority_level must be an int <= 2147483647"),
+        ({"priority_level": MAX_INT32 + 1}, "priority_level must be <= 2147483647"),
         ({"subscription": "s" + SURROGATE}, "subscription must be valid UTF-8 text"),
         ({"consumer_name": SURROGATE}, "consumer_name must be valid UTF-8 text"),
         ({"consumer_name": 7}, "consumer_name must be a non-empty str or None, not 7"),
@@ -316,7 +316,7 @@ def test_subscribe_args_at_the_bounds_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((None, MAX_INT32 + 1, 0.01, None), "batching_max_messages must be an int <= 2147483647"),
+        ((None, MAX_INT32 + 1, 0.01, None), "batching_max_messages must be <= 2147483647"),
         ((None, 10, float("inf"), None), "batching_max_publish_delay must be a finite number"),
         ((None, 10, 1e300, None), "batching_max_publish_delay must be at most"),
         ((None, 10, 0.01, "p" + SURROGATE), "producer_name must be valid UTF-8 text"),
@@ -349,8 +349,8 @@ def sticky(ranges: object) -> KeySharedPolicy:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: DeadLetterPolicy(2**31), "max_redeliver_count must be an int <= 2147483647"),
-        (lambda: DeadLetterPolicy(0), "max_redeliver_count must be an int >= 1, got 0"),
+        (lambda: DeadLetterPolicy(2**31), "max_redeliver_count must be <= 2147483647"),
+        (lambda: DeadLetterPolicy(0), "max_redeliver_count must be >= 1, got 0"),
         (lambda: DeadLetterPolicy(True), "max_redeliver_count must be an int, not True"),
         (lambda: DeadLetterPolicy(1, dead_letter_topic=bad(3)), "dead_letter_topic must be a str"),
         (

@@ -20,8 +20,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from keylane._validate import check_number, check_seconds
 from keylane.brokers.base import Message
-from keylane.errors import InvalidArgumentError
 from keylane.lanes import HandlerContext
 from keylane.state import Commit, Snapshot, StateStore
 
@@ -47,14 +47,9 @@ class HandlerConfig:
     seed: int = 1
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.latency_median) and self.latency_median > 0):
-            raise InvalidArgumentError(
-                f"latency_median must be > 0 seconds, got {self.latency_median}"
-            )
-        if not (math.isfinite(self.latency_sigma) and self.latency_sigma >= 0):
-            raise InvalidArgumentError(f"latency_sigma must be >= 0, got {self.latency_sigma}")
-        if not (math.isfinite(self.stuck_for) and self.stuck_for > 0):
-            raise InvalidArgumentError(f"stuck_for must be > 0 seconds, got {self.stuck_for}")
+        check_seconds("latency_median", self.latency_median, allow_zero=False)
+        check_number("latency_sigma", self.latency_sigma, minimum=0)
+        check_seconds("stuck_for", self.stuck_for, allow_zero=False)
 
 
 class DecisionHandler:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from keylane._validate import check_int, check_number, check_seconds
 from keylane.brokers import connect
 from keylane.check import HistoryRecorder, check, recorded
 from keylane.compare.handler import DecisionHandler, HandlerConfig
@@ -104,28 +105,18 @@ class CompareConfig:
                 if unknown
                 else "strategies must not be empty"
             )
-        if not (isinstance(self.duration, int | float) and 0 < self.duration < float("inf")):
-            raise InvalidArgumentError(f"duration must be > 0 seconds, got {self.duration!r}")
-        if not (isinstance(self.drain_timeout, int | float) and self.drain_timeout >= 0):
-            raise InvalidArgumentError(
-                f"drain_timeout must be >= 0 seconds, got {self.drain_timeout!r}"
-            )
-        if isinstance(self.window, bool) or not isinstance(self.window, int):
-            raise InvalidArgumentError(f"window must be an int, not {self.window!r}")
+        check_seconds("duration", self.duration, allow_zero=False)
+        check_seconds("drain_timeout", self.drain_timeout)
+        check_int("window", self.window)
         if self.window < self.workload.max_burst:
             raise InvalidArgumentError(
                 f"window must be >= max_burst ({self.workload.max_burst}), got {self.window}"
             )
-        if isinstance(self.publishers, bool) or not isinstance(self.publishers, int):
-            raise InvalidArgumentError(f"publishers must be an int, not {self.publishers!r}")
-        if self.publishers < 1:
-            raise InvalidArgumentError(f"publishers must be >= 1, got {self.publishers}")
-        if not (isinstance(self.warmup, int | float) and self.warmup >= 0):
-            raise InvalidArgumentError(f"warmup must be >= 0 seconds, got {self.warmup!r}")
-        if self.rate is not None and not (isinstance(self.rate, int | float) and self.rate > 0):
-            raise InvalidArgumentError(f"rate must be > 0 events/s, got {self.rate!r}")
-        if not (isinstance(self.stuck_at, int | float) and self.stuck_at >= 0):
-            raise InvalidArgumentError(f"stuck_at must be >= 0 seconds, got {self.stuck_at!r}")
+        check_int("publishers", self.publishers, 1)
+        check_seconds("warmup", self.warmup)
+        if self.rate is not None:
+            check_number("rate", self.rate, above=0)
+        check_seconds("stuck_at", self.stuck_at)
 
     def describe(self) -> dict[str, object]:
         """The workload and run settings as a JSON-ready dict."""

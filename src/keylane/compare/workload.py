@@ -21,6 +21,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from keylane._validate import check_int, check_number
 from keylane.check.records import SEQ_PROPERTY
 from keylane.errors import InvalidArgumentError
 
@@ -97,8 +98,9 @@ class WorkloadConfig:
     seed: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.users, bool) or not isinstance(self.users, int) or self.users < 1:
-            raise InvalidArgumentError(f"users must be an int >= 1, got {self.users!r}")
+        check_int("users", self.users, 1)
+        check_int("max_burst", self.max_burst, 1)
+        check_number("mean_burst", self.mean_burst)
         if not 1.0 <= self.mean_burst <= self.max_burst:
             raise InvalidArgumentError(
                 f"mean_burst must be in [1, max_burst={self.max_burst}], got {self.mean_burst}"
@@ -107,12 +109,9 @@ class WorkloadConfig:
             raise InvalidArgumentError(
                 f"burst_shape must be a BurstShape, not {self.burst_shape!r}"
             )
-        if not self.skew >= 0:
-            raise InvalidArgumentError(f"skew must be >= 0, got {self.skew}")
-        if not 0 <= self.hot_users <= self.users:
-            raise InvalidArgumentError(f"hot_users must be in [0, users], got {self.hot_users}")
-        if not 0 <= self.hot_share < 1:
-            raise InvalidArgumentError(f"hot_share must be in [0, 1), got {self.hot_share}")
+        check_number("skew", self.skew, minimum=0)
+        check_int("hot_users", self.hot_users, 0, self.users)
+        check_number("hot_share", self.hot_share, minimum=0, below=1)
         if self.hot_share > 0 and self.hot_users == 0:
             raise InvalidArgumentError("hot_share needs hot_users >= 1")
 

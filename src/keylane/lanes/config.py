@@ -2,15 +2,15 @@
 
 Responsible for the meaning of every knob and for rejecting bad values with a clear
 :class:`~keylane.errors.InvalidArgumentError`. Imports no backend and nothing from the rest of
-keylane except the error hierarchy.
+keylane except the error hierarchy and the ground-floor rules (:mod:`keylane._validate`).
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 
+from keylane._validate import check_bool, check_int, check_seconds
 from keylane.errors import InvalidArgumentError
 
 __all__ = ["ExhaustedPolicy", "LaneConfig"]
@@ -24,24 +24,6 @@ class ExhaustedPolicy(enum.Enum):
     #: Stop the key: the failed message and everything after it stay buffered, unacked and in
     #: order until :meth:`Lanes.resume` retries the failed message.
     PARK = "park"
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{name} must be an int, not {value!r}")
-    if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool = True) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentError(f"{name} must be a number of seconds, not {value!r}")
-    if math.isnan(value) or value < 0:
-        raise InvalidArgumentError(f"{name} must not be negative, got {value}")
-    if not allow_zero and value == 0:
-        raise InvalidArgumentError(f"{name} must be > 0, got {value}")
-    if math.isinf(value):
-        raise InvalidArgumentError(f"{name} must be finite, got {value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +64,12 @@ class LaneConfig:
     redeliver_on_stop: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("max_in_flight", self.max_in_flight, 1)
+        check_int("max_in_flight", self.max_in_flight, 1)
         if self.handler_timeout is not None:
-            _check_seconds("handler_timeout", self.handler_timeout, allow_zero=False)
-        _check_int("max_attempts", self.max_attempts, 1)
-        _check_seconds("retry_backoff", self.retry_backoff)
-        _check_seconds("retry_backoff_max", self.retry_backoff_max)
+            check_seconds("handler_timeout", self.handler_timeout, allow_zero=False)
+        check_int("max_attempts", self.max_attempts, 1)
+        check_seconds("retry_backoff", self.retry_backoff)
+        check_seconds("retry_backoff_max", self.retry_backoff_max)
         if self.retry_backoff_max < self.retry_backoff:
             raise InvalidArgumentError(
                 f"retry_backoff_max ({self.retry_backoff_max}) must be >= "
@@ -97,14 +79,11 @@ class LaneConfig:
             raise InvalidArgumentError(
                 f"on_exhausted must be an ExhaustedPolicy, not {self.on_exhausted!r}"
             )
-        _check_int("max_buffered_per_key", self.max_buffered_per_key, 1)
-        _check_int("max_buffered_total", self.max_buffered_total, 1)
-        _check_seconds("stall_threshold", self.stall_threshold)
-        _check_seconds("shutdown_grace", self.shutdown_grace)
-        if not isinstance(self.redeliver_on_stop, bool):
-            raise InvalidArgumentError(
-                f"redeliver_on_stop must be a bool, not {self.redeliver_on_stop!r}"
-            )
+        check_int("max_buffered_per_key", self.max_buffered_per_key, 1)
+        check_int("max_buffered_total", self.max_buffered_total, 1)
+        check_seconds("stall_threshold", self.stall_threshold)
+        check_seconds("shutdown_grace", self.shutdown_grace)
+        check_bool("redeliver_on_stop", self.redeliver_on_stop)
 
     def backoff(self, failed_attempt: int) -> float:
         """Delay before the retry after failed attempt number ``failed_attempt`` (1-based)."""

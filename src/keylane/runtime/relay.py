@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from keylane._validate import check_int, check_seconds
 from keylane.clock import Clock
-from keylane.errors import InvalidArgumentError
 from keylane.journeys import (
     JourneySet,
     MessageClass,
@@ -77,14 +77,10 @@ class RelayConfig:
     retry_backoff_max: float = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("batch", "concurrency"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{name} must be an int >= 1, got {value!r}")
+        check_int("batch", self.batch, 1)
+        check_int("concurrency", self.concurrency, 1)
         for name in ("lease", "poll_interval", "retry_backoff", "retry_backoff_max"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
-                raise InvalidArgumentError(f"{name} must be a positive number, got {value!r}")
+            check_seconds(name, getattr(self, name), allow_zero=False)
 
 
 @dataclass(frozen=True, slots=True)

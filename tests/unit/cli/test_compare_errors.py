@@ -13,7 +13,7 @@ from tests.unit.cli.support import error_line, run
 
 #: A comparison of one strategy that takes well under a second on the embedded broker.
 TINY = ["--strategies", "key-shared-lanes", "--duration", "0.3", "--warmup", "0"]
-TINY += ["--users", "20", "--drain-timeout", "10"]
+TINY += ["--users", "20", "--drain-timeout", "60"]
 
 
 def test_json_into_a_missing_directory_fails_before_the_run(tmp_path):

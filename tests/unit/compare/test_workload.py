@@ -91,7 +91,7 @@ def test_stuck_user_is_not_a_normal_user():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"users": 0}, "users must be an int >= 1"),
+        ({"users": 0}, "users must be >= 1"),
         ({"mean_burst": 0.5}, "mean_burst"),
         ({"mean_burst": 40}, "mean_burst"),
         ({"skew": -1}, "skew"),

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import abc
 import enum
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from keylane._validate import check_int, check_seconds
 from keylane.brokers.base import Broker, Consumer, InitialPosition, SubscriptionType
 from keylane.brokers.validation import MIN_NACK_DELAY
 from keylane.errors import InvalidArgumentError
@@ -39,19 +39,14 @@ class ContentionPolicy(enum.Enum):
 
 
 def _int_at_least(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{name} must be an int, not {value!r}")
-    if value < minimum:
-        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
+    check_int(name, value, minimum)
 
 
 def _seconds(name: str, value: object, *, minimum: float = 0.0, strict: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentError(f"{name} must be a number of seconds, not {value!r}")
-    bad = value <= minimum if strict else value < minimum
-    if math.isnan(value) or math.isinf(value) or bad:
-        relation = ">" if strict else ">="
-        raise InvalidArgumentError(f"{name} must be finite and {relation} {minimum}, got {value}")
+    """A duration >= ``minimum`` (> ``minimum`` when ``strict``)."""
+    seconds = check_seconds(name, value, minimum=minimum)
+    if strict and seconds <= minimum:
+        raise InvalidArgumentError(f"{name} must be > {minimum:g} s, got {seconds}")
 
 
 @dataclass(frozen=True, slots=True)
