@@ -218,7 +218,7 @@ def test_compare_command_end_to_end(tmp_path):
     # And the history files it wrote give the same verdicts through `keylane check`
     history = tmp_path / "history"
     for name, verdict in (("key-shared-lanes", 0), ("shared", 1)):
-        check_args = ["check", "--json", str(history / f"{name}.jsonl")]
+        check_args = ["check", "--json", "-", str(history / f"{name}.jsonl")]
         check_args += ["--counters", str(history / f"{name}.counters.json")]
         checked = CliRunner().invoke(app, check_args)
         assert checked.exit_code == verdict, checked.output

@@ -7,7 +7,6 @@ Thin: parses options, builds the broker from its URL and renders the results; th
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated
 
 import typer
@@ -17,6 +16,13 @@ from keylane.bench.broker import BrokerBenchResult, bench_broker_types
 from keylane.bench.soak import SoakParams, run_soak
 from keylane.brokers import connect
 from keylane.brokers.base import BatchingType
+from keylane.cli.options import (
+    BrokerOption,
+    JsonOption,
+    check_json_target,
+    json_to_stdout,
+    write_json,
+)
 from keylane.cli.render.bench import broker_table, soak_table
 
 __all__ = ["bench_app"]
@@ -37,9 +43,7 @@ async def _run(
 
 @bench_app.command("broker")
 def broker_command(
-    broker: Annotated[
-        str, typer.Option("--broker", help="Broker URL: memory:// or pulsar://host:6650.")
-    ] = "memory://",
+    broker: BrokerOption = "memory://",
     messages: Annotated[int, typer.Option(min=1, help="Messages per subscription type.")] = 100_000,
     keys: Annotated[int, typer.Option(min=1, help="Distinct message keys.")] = 1000,
     consumers: Annotated[
@@ -48,18 +52,16 @@ def broker_command(
     batching: Annotated[
         str, typer.Option(help="Producer batching: key-based, default or off.")
     ] = "key-based",
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
-    ] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Produce -> receive -> acknowledge throughput for each subscription type."""
+    check_json_target(json_path)
     if batching not in _BATCHING:
         raise typer.BadParameter(f"batching must be one of {', '.join(_BATCHING)}")
     results = asyncio.run(_run(broker, messages, keys, consumers, _BATCHING[batching]))
-    if json_output:
-        typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
-    else:
+    if not json_to_stdout(json_path):
         Console().print(broker_table(results, f"keylane bench broker ({broker})"))
+    write_json(json_path, [r.as_dict() for r in results])
 
 
 @bench_app.command("soak")
@@ -83,14 +85,14 @@ def soak_command(
     tolerance: Annotated[
         float, typer.Option(min=0, help="Largest RSS deviation from the median, as a fraction.")
     ] = 0.10,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of the samples and a table.")
-    ] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Embedded-broker memory soak: RSS over time without and with a parked key.
 
     Exits 1 if RSS of either run was not flat within --tolerance after the warm-up.
     """
+    check_json_target(json_path)
+    quiet = json_to_stdout(json_path)
     params = SoakParams(
         seconds=seconds,
         rate=rate,
@@ -99,15 +101,14 @@ def soak_command(
         interval=interval,
         warmup=seconds * 0.3 if warmup is None else warmup,
     )
-    if not json_output:
+    if not quiet:
         typer.echo(
             f"keylane bench soak: 2 runs x {seconds:g} s, {rate:,} msg/s target, {keys:,} keys, "
             f"{consumers} Key_Shared consumers with lanes; warm-up {params.warmup:g} s"
         )
-    results = run_soak(params, quiet=json_output)
-    if json_output:
-        typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
-    else:
+    results = run_soak(params, quiet=quiet)
+    if not quiet:
         Console().print(soak_table(results, tolerance))
+    write_json(json_path, [r.as_dict() for r in results])
     if not all(r.flat(tolerance) for r in results):
         raise typer.Exit(1)

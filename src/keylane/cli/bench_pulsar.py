@@ -7,28 +7,16 @@ Thin: parses options and prints; the measuring is :mod:`keylane.bench.pulsar_com
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from keylane.bench.pulsar_compare import KeySharedComparison, compare_key_shared
+from keylane.bench.pulsar_compare import compare_key_shared
+from keylane.cli.options import JsonOption, check_json_target, json_to_stdout, write_json
+from keylane.cli.render.bench import pulsar_table
 
 __all__ = ["pulsar_bench_command"]
-
-
-def _table(result: KeySharedComparison, title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("backend")
-    table.add_column("measured")
-    table.add_column("msg/s", justify="right")
-    for backend, how, rate in result.rows():
-        table.add_row(backend, how, f"{rate:,.0f}")
-    for name, ratio in result.ratios.items():
-        table.add_row("ratio", name, f"{ratio:.3f}")
-    return table
 
 
 def pulsar_bench_command(
@@ -43,9 +31,10 @@ def pulsar_bench_command(
     consumers: Annotated[int, typer.Option(min=1, help="Key_Shared consumers.")] = 4,
     keys: Annotated[int, typer.Option(min=1, help="Distinct keys for keylane's runs.")] = 1000,
     perf_duration: Annotated[int, typer.Option(min=1, help="Seconds pulsar-perf produces.")] = 10,
-    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_path: JsonOption = None,
 ) -> None:
     """Key_Shared: embedded vs keylane over Pulsar vs pulsar-perf (needs services.py up)."""
+    check_json_target(json_path)
     result = asyncio.run(
         compare_key_shared(
             url,
@@ -56,10 +45,10 @@ def pulsar_bench_command(
             perf_duration=perf_duration,
         )
     )
-    if json_output:
-        typer.echo(json.dumps(result.as_dict(), indent=2))
+    write_json(json_path, result.as_dict())
+    if json_to_stdout(json_path):
         return
     console = Console()
-    console.print(_table(result, f"Key_Shared, {consumers} consumers ({url})"))
+    console.print(pulsar_table(result, f"Key_Shared, {consumers} consumers ({url})"))
     for command in result.perf.commands:
         console.print(f"[dim]{command}[/dim]", soft_wrap=True)

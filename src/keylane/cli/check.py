@@ -7,7 +7,6 @@ reported by :mod:`keylane.cli.errors`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from keylane.check import check, read_counters, read_history
 from keylane.cli.errors import EXIT_OK, EXIT_VERDICT, say
+from keylane.cli.options import JsonOption, check_json_target, json_to_stdout, write_json
 from keylane.cli.render.check import render_report
 from keylane.errors import InvalidArgumentError
 
@@ -29,9 +29,7 @@ def check_command(
         list[Path],
         typer.Argument(help="History files (JSON Lines), e.g. one per consumer process."),
     ],
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the report as JSON instead of tables.")
-    ] = False,
+    json_path: JsonOption = None,
     counters: Annotated[
         Path | None,
         typer.Option(help="JSON object of final per-key counters, to count lost updates."),
@@ -50,6 +48,7 @@ def check_command(
     Exit codes: 0 no anomaly, 1 anomalies found, 2 unreadable, malformed or empty input.
     """
     # Bad input raises (HistoryFormatError, OSError): keylane.cli.errors makes it exit 2.
+    check_json_target(json_path)
     history = read_history(files, skip_malformed=skip_malformed)
     for skipped in history.skipped[:_SHOWN_SKIPPED]:
         say(f"warning: skipped {skipped}")
@@ -64,8 +63,7 @@ def check_command(
     report = check(
         history, counters=counter_values, strict_order=strict_order, max_examples=max_examples
     )
-    if json_output:
-        typer.echo(json.dumps(report.to_json(), indent=2))
-    else:
+    if not json_to_stdout(json_path):
         Console().print(render_report(report))
+    write_json(json_path, report.to_json())
     raise typer.Exit(EXIT_OK if report.clean else EXIT_VERDICT)

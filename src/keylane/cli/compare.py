@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -20,13 +17,19 @@ import typer
 from rich.console import Console
 
 from keylane.cli.errors import EXIT_VERDICT
+from keylane.cli.options import (
+    PULSAR_CLIENT_LOG,
+    broker_options,
+    check_json_target,
+    json_to_stdout,
+    write_json,
+)
 from keylane.cli.render.compare import RichObserver, render_compare
 from keylane.compare.handler import HandlerConfig
 from keylane.compare.runner import CompareConfig, run_compare
 from keylane.compare.strategies import STRATEGY_NAMES, ContentionPolicy, StrategyConfig
 from keylane.compare.strategies.registry import parse_strategy_names
 from keylane.compare.workload import BurstShape, WorkloadConfig
-from keylane.errors import InvalidArgumentError
 from keylane.locks.base import DEFAULT_LOCK_TTL, DEFAULT_REDIS_URL, REDIS_URL_ENV
 
 __all__ = ["compare_command"]
@@ -40,31 +43,6 @@ _run = functools.partial(typer.Option, rich_help_panel="Run")
 _workload = functools.partial(typer.Option, rich_help_panel="Workload")
 _consumers = functools.partial(typer.Option, rich_help_panel="Consumers")
 _scenario = functools.partial(typer.Option, rich_help_panel="Head-of-line scenario")
-
-#: Where ``--broker pulsar://...`` sends the Pulsar client's log lines (appended).
-PULSAR_CLIENT_LOG = Path(tempfile.gettempdir()) / "keylane-pulsar-client.log"
-
-
-def _broker_options(broker: str, pulsar_admin_url: str | None) -> dict[str, object]:
-    if not broker.startswith("pulsar"):
-        return {}
-    # The C++ client logs every producer and consumer at INFO: into a file, so that standard
-    # output holds the table only.
-    options: dict[str, object] = {"log_file": str(PULSAR_CLIENT_LOG)}
-    if pulsar_admin_url:
-        options["admin_url"] = pulsar_admin_url
-    return options
-
-
-def _check_writable(path: Path, option: str) -> None:
-    """Fail now, not after the whole run, if ``path`` cannot be written."""
-    parent = path.parent
-    if path.is_dir():
-        raise InvalidArgumentError(f"{option} {path} is a directory, not a file")
-    if not parent.is_dir():
-        raise InvalidArgumentError(f"{option} {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InvalidArgumentError(f"{option} {path}: not writable")
 
 
 def compare_command(
@@ -96,7 +74,12 @@ def compare_command(
     ] = 64,
     drain_timeout: Annotated[float, _run(help="Longest drain after publishing stops (s).")] = 60.0,
     json_path: Annotated[
-        Path | None, _run("--json", help="Also write the results as JSON here.")
+        Path | None,
+        _run(
+            "--json",
+            metavar="PATH",
+            help="Write the results as JSON to PATH ('-': to standard output, instead of tables).",
+        ),
     ] = None,
     history: Annotated[
         Path | None,
@@ -145,14 +128,13 @@ def compare_command(
     err = Console(stderr=True)
     if stuck_key and rate is None:
         rate = STUCK_DEFAULT_RATE
-    if json_path is not None:
-        _check_writable(json_path, "--json")
+    check_json_target(json_path)
     # Bad options raise InvalidArgumentError, a failed run KeylaneError: keylane.cli.errors
     # prints them in one line and exits 2.
     config = CompareConfig(
         strategies=tuple(parse_strategy_names(strategies)),
         broker_url=broker,
-        broker_options=_broker_options(broker, pulsar_admin_url),
+        broker_options=broker_options(broker, pulsar_admin_url),
         redis_url=redis,
         duration=duration,
         warmup=warmup,
@@ -191,13 +173,13 @@ def compare_command(
     )
     with RichObserver(err) as observer:
         result = asyncio.run(run_compare(config, observer))
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=140)  # a pipe or file still gets the whole table
-    out.print(render_compare(result))
+    if not json_to_stdout(json_path):
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=140)  # a pipe or file still gets the whole table
+        out.print(render_compare(result))
     if "log_file" in config.broker_options:
         err.print(f"Pulsar client log: {PULSAR_CLIENT_LOG}", style="dim", highlight=False)
-    if json_path is not None:
-        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    write_json(json_path, result.to_json())
     if all(row.skipped is not None for row in result.results):
         raise typer.Exit(EXIT_VERDICT)

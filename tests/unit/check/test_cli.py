@@ -60,7 +60,7 @@ def test_anomaly_exits_1_and_shows_examples(clean_files, overlapping_file):
 
 
 def test_json_output(clean_files, overlapping_file):
-    result = invoke("--json", *clean_files, overlapping_file)
+    result = invoke("--json", "-", *clean_files, overlapping_file)
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data["clean"] is False
@@ -74,7 +74,7 @@ def test_json_output(clean_files, overlapping_file):
 
 
 def test_clean_json_exits_0(clean_files):
-    result = invoke("--json", *clean_files)
+    result = invoke("--json", "-", *clean_files)
     assert result.exit_code == 0
     assert json.loads(result.stdout)["clean"] is True
 
@@ -82,7 +82,7 @@ def test_clean_json_exits_0(clean_files):
 def test_counters_count_lost_updates(clean_files, tmp_path):
     counters = tmp_path / "counters.json"
     counters.write_text(json.dumps({"u1": 1, "u2": 1}))
-    result = invoke("--json", "--counters", counters, *clean_files)
+    result = invoke("--json", "-", "--counters", counters, *clean_files)
     assert result.exit_code == 1
     assert json.loads(result.stdout)["lost_updates"] == 1
     counters.write_text(json.dumps({"u1": 2, "u2": 1}))
@@ -101,10 +101,10 @@ def test_strict_order_reports_excused_reordering(tmp_path):
         ),
         path,
     )
-    relaxed = invoke("--json", path)
+    relaxed = invoke("--json", "-", path)
     assert relaxed.exit_code == 0
     assert json.loads(relaxed.stdout)["excused_order"] == 1
-    strict = invoke("--json", "--strict-order", path)
+    strict = invoke("--json", "-", "--strict-order", path)
     assert strict.exit_code == 1
     assert json.loads(strict.stdout)["order_violations"] == 1
 
@@ -113,7 +113,7 @@ def test_max_examples(tmp_path):
     path = tmp_path / "c1.jsonl"
     attempts = [attempt(f"k{i}", s, i, i + 1, consumer=f"c{s}") for i in range(5) for s in (1, 2)]
     write_history(History(attempts=attempts), path)
-    data = json.loads(invoke("--json", "--max-examples", "2", path).stdout)
+    data = json.loads(invoke("--json", "-", "--max-examples", "2", path).stdout)
     assert data["exclusivity_violations"] == 5
     assert len(data["examples"]["exclusivity_violations"]) == 2
     text = invoke("--max-examples", "2", path).output
@@ -132,7 +132,7 @@ def test_malformed_line_exits_2_with_file_and_line(clean_files):
 def test_skip_malformed_warns_and_checks_the_rest(clean_files):
     bad = clean_files[0]
     bad.write_text(bad.read_text() + '{"key": "u1", "se')  # crashed mid-line
-    result = invoke("--skip-malformed", "--json", *clean_files)
+    result = invoke("--skip-malformed", "--json", "-", *clean_files)
     assert result.exit_code == 0
     assert f"warning: skipped {bad}:3: not valid JSON" in result.stderr
     assert json.loads(result.stdout)["totals"]["skipped_lines"] == 1
@@ -170,7 +170,7 @@ def test_console_script_runs(clean_files, overlapping_file):
         "app(args, prog_name='keylane')"
     )
     ok = subprocess.run(
-        [sys.executable, "-c", code, "--json", *map(str, clean_files)],
+        [sys.executable, "-c", code, "--json", "-", *map(str, clean_files)],
         capture_output=True,
         text=True,
         check=False,

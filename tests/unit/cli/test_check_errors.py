@@ -59,7 +59,7 @@ def test_bad_history_line_exits_2_with_file_line_and_reason(tmp_path, lines, lin
 
 def test_skip_malformed_skips_a_deeply_nested_line(tmp_path):
     path = history_file(tmp_path, GOOD, DEEP)
-    result = run("check", "--skip-malformed", "--json", path)
+    result = run("check", "--skip-malformed", "--json", "-", path)
     assert result.exit_code == 0, result.output
     assert f"warning: skipped {path}:2: not valid JSON (nested too deeply)" in result.stderr
     assert json.loads(result.stdout)["totals"]["skipped_lines"] == 1
@@ -132,7 +132,7 @@ def test_an_empty_file_among_others_is_a_warning(tmp_path):
     good = history_file(tmp_path, GOOD)
     empty = tmp_path / "c2.jsonl"
     empty.write_bytes(b"\n\n")
-    result = run("check", "--json", good, empty)
+    result = run("check", "--json", "-", good, empty)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [f"warning: {empty} holds no records"]
     assert json.loads(result.stdout)["clean"] is True

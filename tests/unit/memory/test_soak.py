@@ -96,6 +96,7 @@ def test_the_command_runs_both_modes_in_fresh_processes_and_prints_json() -> Non
             "--tolerance",
             "10",
             "--json",
+            "-",
         ],
     )
     assert outcome.exit_code == 0, outcome.output

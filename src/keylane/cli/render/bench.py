@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from keylane.bench.broker import BrokerBenchResult
+from keylane.bench.pulsar_compare import KeySharedComparison
 from keylane.bench.soak import SoakResult
 
-__all__ = ["broker_table", "soak_table"]
+__all__ = ["broker_table", "pulsar_table", "soak_table"]
 
 
 def broker_table(results: Sequence[BrokerBenchResult], title: str) -> Table:
@@ -63,4 +64,16 @@ def soak_table(results: Sequence[SoakResult], tolerance: float) -> Table:
             f"{r.throughput:,.0f}",
             "flat" if r.flat(tolerance) else "NOT FLAT",
         )
+    return table
+
+
+def pulsar_table(result: KeySharedComparison, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("backend")
+    table.add_column("measured")
+    table.add_column("msg/s", justify="right")
+    for backend, how, rate in result.rows():
+        table.add_row(backend, how, f"{rate:,.0f}")
+    for name, ratio in result.ratios.items():
+        table.add_row("ratio", name, f"{ratio:.3f}")
     return table
