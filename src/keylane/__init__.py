@@ -1,52 +1,45 @@
-"""keylane: per-key serial, cross-key concurrent event consumption on Apache Pulsar."""
+"""keylane: each shopper's events decided one at a time, many shoppers at once, messages sent once.
+
+The library's front door. Consume a keyed topic with lanes (per-key serial, cross-key concurrent,
+continuous acks, timeouts, retries in order, dead letters), on the embedded broker (``memory://``,
+Pulsar 4.x semantics) or on real Apache Pulsar::
+
+    async with connect("memory://") as broker:
+        async with LaneGroup(broker, "events", "decisions", handler, consumers=2):
+            ...
+
+Everything else lives in its package: ``keylane.brokers`` (the broker contract and its
+backends), ``keylane.lanes`` (the full lanes API), ``keylane.check`` (histories and the
+checker), ``keylane.state`` (per-user state and the outbox), ``keylane.journeys`` (the decision
+engine), ``keylane.runtime`` (the worker), ``keylane.providers`` (SMS/email providers).
+"""
 
 from __future__ import annotations
 
-from keylane.brokers import (
-    BatchingType,
-    Broker,
-    Consumer,
-    DeadLetterPolicy,
-    InitialPosition,
-    KeySharedMode,
-    KeySharedPolicy,
-    Message,
-    MessageId,
-    Producer,
-    SubscriptionType,
-    connect,
-)
-from keylane.errors import (
-    ConsumerBusyError,
-    CumulativeAckNotAllowedError,
-    InvalidArgumentError,
-    KeylaneError,
-    StickyRangeConflictError,
-    SubscriptionTypeMismatchError,
-)
+from keylane.brokers import Broker, Consumer, Message, Producer, SubscriptionType, connect
+from keylane.errors import BrokerError, InvalidArgumentError, KeylaneError
+from keylane.lanes import ExhaustedPolicy, HandlerContext, LaneConfig, LaneGroup, Lanes
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # Brokers
-    "BatchingType",
+    # Connecting: the broker contract (memory:// or pulsar://)
     "Broker",
     "Consumer",
-    # Errors
-    "ConsumerBusyError",
-    "CumulativeAckNotAllowedError",
-    "DeadLetterPolicy",
-    "InitialPosition",
-    "InvalidArgumentError",
-    "KeySharedMode",
-    "KeySharedPolicy",
-    "KeylaneError",
     "Message",
-    "MessageId",
     "Producer",
-    "StickyRangeConflictError",
     "SubscriptionType",
-    "SubscriptionTypeMismatchError",
-    "__version__",
     "connect",
+    # Consuming: lanes, one per consumer, or a group of consumers
+    "ExhaustedPolicy",
+    "HandlerContext",
+    "LaneConfig",
+    "LaneGroup",
+    "Lanes",
+    # Errors
+    "BrokerError",
+    "InvalidArgumentError",
+    "KeylaneError",
+    # Version
+    "__version__",
 ]
