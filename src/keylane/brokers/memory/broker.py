@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 
+from keylane._validate import is_int
 from keylane.brokers.base import (
     BatchingType,
     Broker,
@@ -56,19 +59,37 @@ class MemoryBroker(Broker):
 
     Args:
         config: broker knobs (Pulsar defaults when omitted).
+        wall_clock: epoch seconds for publish times and ``deliver_at`` (``time.time`` by
+            default); inject one to make a run repeat exactly. Delays and timeouts use the
+            event loop's clock.
+        seed: seeds the broker's only random choice (a keyless round-robin producer's first
+            partition), so that close and redelivery order repeat run to run; random if None.
     """
 
-    def __init__(self, config: MemoryBrokerConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: MemoryBrokerConfig | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        seed: int | None = None,
+    ) -> None:
         if config is not None and not isinstance(config, MemoryBrokerConfig):
             raise InvalidArgumentError(f"config must be a MemoryBrokerConfig, not {config!r}")
+        if not callable(wall_clock):
+            raise InvalidArgumentError(f"wall_clock must be callable, not {wall_clock!r}")
+        if seed is not None and not is_int(seed):
+            raise InvalidArgumentError(f"seed must be an int or None, not {seed!r}")
         self.config = config or MemoryBrokerConfig()
+        self._wall_clock = wall_clock
+        self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._logs: dict[str, TopicLog] = {}
         self._partitioned: dict[str, int] = {}
         self._ledger_ids = itertools.count(1)
         self._names = itertools.count(1)
-        self._producers: set[MemoryProducer] = set()
-        self._consumers: set[MemoryConsumer] = set()
+        # Insertion-ordered (dicts, not sets): closing and redelivery happen in creation order.
+        self._producers: dict[MemoryProducer, None] = {}
+        self._consumers: dict[MemoryConsumer, None] = {}
         self._dlq_producers: dict[str, MemoryProducer] = {}
         self._closed = False
 
@@ -162,9 +183,11 @@ class MemoryBroker(Broker):
             batching_max_messages=batching_max_messages,
             batching_max_publish_delay=delay,
             name=producer_name or f"memory-producer-{next(self._names)}",
-            on_close=self._producers.discard,
+            on_close=lambda p: self._producers.pop(p, None),
+            wall_clock=self._wall_clock,
+            rng=self._rng,
         )
-        self._producers.add(producer)
+        self._producers[producer] = None
         return producer
 
     def _publish_dead_letter(
@@ -195,6 +218,8 @@ class MemoryBroker(Broker):
                 batching_max_publish_delay=0.0,
                 name=f"memory-dlq-producer-{next(self._names)}",
                 on_close=lambda p: None,
+                wall_clock=self._wall_clock,
+                rng=self._rng,
             )
             self._dlq_producers[topic] = producer
         producer._publish_now(data, key, ordering_key, properties, event_time)
@@ -269,7 +294,7 @@ class MemoryBroker(Broker):
             nack_delay=nack_delay,
             dead_letter_policy=dead_letter_policy,
             publish_dead_letter=self._publish_dead_letter,
-            on_close=self._consumers.discard,
+            on_close=lambda c: self._consumers.pop(c, None),
             batch_index_ack_enabled=batch_index_ack_enabled,
         )
         created: list[Subscription] = []
@@ -294,7 +319,7 @@ class MemoryBroker(Broker):
         consumer._attach(parts)
         for part in parts:
             part.sub.add(part)
-        self._consumers.add(consumer)
+        self._consumers[consumer] = None
         return consumer
 
     # ------------------------------------------------------------------ lifecycle

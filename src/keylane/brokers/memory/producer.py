@@ -73,6 +73,8 @@ class MemoryProducer(Producer):
         batching_max_publish_delay: float,
         name: str,
         on_close: Callable[[MemoryProducer], None],
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
     ) -> None:
         self._loop = loop
         self._topic = topic
@@ -89,7 +91,8 @@ class MemoryProducer(Producer):
         self._sequence_ids = [0] * len(logs)
         self._closed = False
         # Keyless round robin (C++ RoundRobinMessageRouter): random start partition.
-        self._rr = random.randrange(self._partitions) if self._partitions else 0
+        self._wall_clock = wall_clock
+        self._rr = (rng or random.Random()).randrange(self._partitions) if self._partitions else 0
         self._rr_count = 0
         self._rr_changed = -math.inf
 
@@ -148,7 +151,7 @@ class MemoryProducer(Producer):
             props = check_send_args(data, key, ordering_key, properties, event_time)
         at = None
         if deliver_after is not None or deliver_at is not None:
-            at = delivery_time(deliver_after, deliver_at, self._loop.time(), time.time())
+            at = delivery_time(deliver_after, deliver_at, self._loop.time(), self._wall_clock())
         partition = self._route(key) if self._partitions > 1 else 0
         sequence_id = self._sequence_ids[partition]
         self._sequence_ids[partition] = sequence_id + 1
@@ -160,13 +163,13 @@ class MemoryProducer(Producer):
                 key,
                 ordering_key,
                 props,
-                time.time(),
+                self._wall_clock(),
                 event_time,
                 at,
                 self._fallback_key(key, ordering_key, sequence_id),
             )
             return entry.messages[0][4]
-        message: InputMessage = (data, key, ordering_key, props, time.time(), event_time)
+        message: InputMessage = (data, key, ordering_key, props, self._wall_clock(), event_time)
         return await self._add_to_batch(partition, message, sequence_id)
 
     def _fallback_key(self, key: str | None, ordering_key: str | None, sequence_id: int) -> str:
@@ -253,7 +256,7 @@ class MemoryProducer(Producer):
             key,
             ordering_key,
             properties,
-            time.time(),
+            self._wall_clock(),
             event_time,
             None,
             self._fallback_key(key, ordering_key, sequence_id),
