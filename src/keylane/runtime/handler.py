@@ -12,7 +12,9 @@ returns, so nothing is acked that was not committed.
   ``docs/runtime.md``, "Fencing": dropping the key's lane instead could strand its messages at a
   consumer that still owns them).
 - An unreachable store raises :class:`~keylane.lanes.RetryLater`: no ack, no attempt used,
-  retried with backoff for as long as the outage lasts.
+  retried with backoff for as long as the outage lasts. So does a store that does not answer
+  within ``attempt_timeout`` (a stalled server): kept below lanes' ``handler_timeout``, a stall
+  never becomes failed attempts and a dead letter.
 - A message that is not a valid event, or whose key is not its subscriber's, raises
   :class:`PoisonEventError` (a :class:`~keylane.lanes.NoRetryError`): dead-lettered at once
   with the reason; the subscriber's later events still flow.
@@ -22,6 +24,7 @@ Imports the lanes, state and journeys contracts; no backend.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from keylane._validate import check_seconds
 from keylane.brokers.base import Message
 from keylane.clock import Clock
 from keylane.errors import InvalidArgumentError
@@ -140,6 +144,9 @@ class JourneyHandler:
         observers: each is told about every attempt (history, metrics, wake-ups, the relay).
         monotonic: the real-time clock of the records' ``start``/``end`` (shared by every
             process whose histories are checked together).
+        attempt_timeout: real seconds one load-decide-commit may take before it counts as the
+            store being unavailable (no ack, retried later); None waits as long as the store's
+            own timeouts. Keep it below lanes' ``handler_timeout``.
     """
 
     def __init__(
@@ -151,6 +158,7 @@ class JourneyHandler:
         committer: GroupCommitter | None = None,
         observers: tuple[DecisionObserver, ...] = (),
         monotonic: Callable[[], float] | None = None,
+        attempt_timeout: float | None = None,
     ) -> None:
         if not isinstance(store, StateStore):
             raise InvalidArgumentError(f"store must be a StateStore, not {store!r}")
@@ -163,6 +171,11 @@ class JourneyHandler:
         self._observers = tuple(observers)
         self._monotonic = monotonic or time.monotonic
         self._outages = 0  # consecutive store failures, for the backoff
+        self._attempt_timeout = (
+            None
+            if attempt_timeout is None
+            else check_seconds("attempt_timeout", attempt_timeout, allow_zero=False)
+        )
 
     def add_observer(self, observer: DecisionObserver) -> None:
         """Tell ``observer`` about every attempt from now on."""
@@ -189,14 +202,17 @@ class JourneyHandler:
         mark = None if event.type is EventType.TIMER_FIRED else position
         for _ in range(MAX_FENCED_IN_A_ROW):
             try:
-                outcome = await self._decide_once(event, mark, record)
-            except StoreUnavailableError as exc:
+                async with asyncio.timeout(self._attempt_timeout):
+                    outcome = await self._decide_once(event, mark, record)
+            except (StoreUnavailableError, TimeoutError) as exc:
+                # A commit cut short here may still land: its retry then sees a duplicate.
                 self._outages += 1
                 delay = min(
                     OUTAGE_BACKOFF_MIN * 2 ** min(self._outages - 1, 16), OUTAGE_BACKOFF_MAX
                 )
-                self._emit(record.done(DecisionOutcome.UNAVAILABLE, self._monotonic(), str(exc)))
-                raise RetryLater(delay, f"state store unavailable: {exc}") from None
+                why = str(exc) or "the state store did not answer in time"
+                self._emit(record.done(DecisionOutcome.UNAVAILABLE, self._monotonic(), why))
+                raise RetryLater(delay, f"state store unavailable: {why}") from None
             self._outages = 0
             if outcome is not DecisionOutcome.FENCED:
                 return

@@ -40,6 +40,9 @@ logger = logging.getLogger("keylane.runtime")
 
 DEFAULT_TOPIC = "persistent://public/default/keylane-events"
 DEFAULT_SUBSCRIPTION = "keylane-decisions"
+#: A decision's share of lanes' ``handler_timeout`` before a store that does not answer counts
+#: as unavailable (retried later) rather than as a failed attempt (retried, then dead-lettered).
+ATTEMPT_SHARE = 0.8
 
 
 def _lane_config() -> LaneConfig:
@@ -145,8 +148,14 @@ class Worker:
         observers: list[DecisionObserver] = [self._observe]
         if history is not None:
             observers.append(decision_history(history))
+        timeout = self.config.lanes.handler_timeout
         self.handler = JourneyHandler(
-            store, journeys, clock, committer=self._committer, observers=tuple(observers)
+            store,
+            journeys,
+            clock,
+            committer=self._committer,
+            observers=tuple(observers),
+            attempt_timeout=None if timeout is None else timeout * ATTEMPT_SHARE,
         )
         self.relay = (
             None

@@ -11,9 +11,15 @@ is committed once, in order, and every send goes out once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +31,7 @@ from keylane.state import (
     CommitResult,
     Snapshot,
     StateError,
+    StateStore,
     StoreUnavailableError,
 )
 from tests.contract.state.test_unavailable import PrivatePostgres, locked_by_another_process
@@ -34,6 +41,8 @@ from tests.integration.runtime.wrappers import StoreProxy
 
 USERS = ("ann", "bob")
 UNAVAILABLE = "unavailable"
+#: The stalled store's statement timeout and the worker's handler timeout, real seconds.
+STALL_TIMEOUT = 1.0
 
 
 class Outage(StoreProxy):
@@ -152,3 +161,120 @@ async def test_postgres_stopped_and_restarted(
 
     # When the server is stopped while HELPs arrive, and started again
     await _through_an_outage(pipeline, worker, stopped())
+
+
+class Stall(StoreProxy):
+    """While :attr:`stalled`, every load and commit hangs, failing as unavailable after
+    ``timeout`` (a store whose own statement timeout is ``timeout``), or going on once the
+    stall ends."""
+
+    def __init__(self, inner: StateStore, timeout: float) -> None:
+        super().__init__(inner)
+        self.timeout = timeout
+        self.stalled = False
+        self._over = asyncio.Event()
+
+    def stall(self) -> None:
+        self.stalled = True
+        self._over.clear()
+
+    def resume(self) -> None:
+        self.stalled = False
+        self._over.set()
+
+    async def _wait(self) -> None:
+        if self.stalled:
+            try:
+                await asyncio.wait_for(self._over.wait(), self.timeout)
+            except TimeoutError:
+                raise StoreUnavailableError("statement timeout (injected stall)") from None
+
+    async def _load(self, key: str) -> Snapshot:
+        await self._wait()
+        return await super()._load(key)
+
+    async def _commit_batch(
+        self, commits: list[Commit], prune_before: float | None
+    ) -> list[CommitResult | StateError]:
+        await self._wait()
+        return await super()._commit_batch(commits, prune_before)
+
+
+async def test_store_stalled_longer_than_the_handler_timeout(pipeline: Pipeline) -> None:
+    # Given a worker whose handler timeout equals the store's statement timeout (the defaults:
+    # 30 s each for the worker's lanes and PostgreSQL's command_timeout), here 1 s
+    proxy = Stall(pipeline.store, timeout=STALL_TIMEOUT)
+    lanes = replace(pipeline.worker_config("w").lanes, handler_timeout=STALL_TIMEOUT)
+    worker = await pipeline.start_worker("w", store=proxy, lanes=lanes)
+    await pipeline.publish(*(pipeline.subscribed(u, f"{u}-sub") for u in USERS))
+    await pipeline.settle()
+    # When the store stalls (every call hangs) for longer than three handler timeouts
+    proxy.stall()
+    try:
+        await pipeline.publish(*(pipeline.sms(u, "HELP", f"{u}-help") for u in USERS))
+        await eventually(
+            lambda: (
+                worker.stats().lanes.total.dead_lettered > 0
+                or all(pipeline.outcomes(f"{u}-help").count(UNAVAILABLE) >= 4 for u in USERS)
+            ),
+            "the HELPs to be retried through the stall",
+        )
+        # Then no HELP was given up on: the stall is an outage, not a failure of the event
+        assert worker.stats().lanes.total.dead_lettered == 0
+        assert worker.stats().lanes.total.failed == 0
+    finally:
+        proxy.resume()
+    # And once the store answers again every HELP is decided once and answered once
+    await pipeline.settle()
+    for u in USERS:
+        assert pipeline.steps_to(u) == ["welcome_sms", "help_reply"]
+    await pipeline.assert_effectively_once()
+
+
+def _signal_server(server: PrivatePostgres, sig: signal.Signals) -> None:
+    """Send ``sig`` to the private server's postmaster and every backend it forked."""
+    [pidfile] = server.home.glob("**/postmaster.pid")
+    postmaster = int(pidfile.read_text().split()[0])
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    for pid in (postmaster, *map(int, children)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "store_kind", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_postgres_stalled_longer_than_the_handler_timeout(
+    make_pipeline: MakePipeline, private_postgres: PrivatePostgres
+) -> None:
+    # Given a private PostgreSQL whose command timeout equals the worker's handler timeout, as
+    # the defaults do (30 s each), here 1 s
+    pipeline = await make_pipeline(
+        url=private_postgres.url, max_size=3, connect_timeout=0.5, command_timeout=STALL_TIMEOUT
+    )
+    lanes = replace(pipeline.worker_config("w").lanes, handler_timeout=STALL_TIMEOUT)
+    worker = await pipeline.start_worker("w", lanes=lanes)
+    await pipeline.publish(*(pipeline.subscribed(u, f"{u}-sub") for u in USERS))
+    await pipeline.settle()
+    # When the server freezes (SIGSTOP: connections stay open, statements hang)
+    _signal_server(private_postgres, signal.SIGSTOP)
+    try:
+        await pipeline.publish(*(pipeline.sms(u, "HELP", f"{u}-help") for u in USERS))
+        await eventually(
+            lambda: (
+                worker.stats().lanes.total.dead_lettered > 0
+                or all(pipeline.outcomes(f"{u}-help").count(UNAVAILABLE) >= 3 for u in USERS)
+            ),
+            "the HELPs to be retried through the freeze",
+        )
+        # Then nothing was given up on: more attempts than lanes' max_attempts, none a failure
+        assert worker.stats().lanes.total.dead_lettered == 0
+        assert worker.stats().lanes.total.failed == 0
+    finally:
+        _signal_server(private_postgres, signal.SIGCONT)
+    # And once it runs again every HELP is decided once and answered once
+    await pipeline.settle()
+    for u in USERS:
+        assert pipeline.steps_to(u) == ["welcome_sms", "help_reply"]
+    await pipeline.assert_effectively_once()
