@@ -77,6 +77,7 @@ class Pipeline:
         self.recorder = HistoryRecorder()
         self.workers: list[Worker] = []
         self._producer: Producer | None = None
+        self._batching: Producer | None = None
         self._ids = itertools.count(1)
         self.phones: dict[str, str] = {}
 
@@ -171,21 +172,33 @@ class Pipeline:
     def sms(self, subscriber: str, text: str, event_id: str | None = None) -> Event:
         return self.event(subscriber, "sms_received", event_id, text=text)
 
-    async def producer(self) -> Producer:
+    async def producer(self, *, batched: bool = False) -> Producer:
+        """The test's producer: unbatched, or with keylane's default KEY_BASED batching."""
+        topic = WorkerConfig().topic
+        if batched:
+            if self._batching is None:
+                self._batching = await self.broker.create_producer(topic)
+            return self._batching
         if self._producer is None:
-            topic = WorkerConfig().topic
             self._producer = await self.broker.create_producer(topic, batching=None)
         return self._producer
 
-    async def publish(self, *events: Event) -> list[MessageId]:
-        """Publish valid events, in order, each recorded for the lost-event check."""
-        producer = await self.producer()
-        ids = []
-        for event in events:
-            message_id = await producer.send(encode_event(event), key=event.key)
+    async def publish(self, *events: Event, batched: bool = False) -> list[MessageId]:
+        """Publish valid events, in order, each recorded for the lost-event check.
+
+        ``batched``: all at once through a KEY_BASED batching producer, so a subscriber's events
+        share batch entries (a redelivery then brings back the entry's acked messages too).
+        """
+        producer = await self.producer(batched=batched)
+        if batched:
+            ids = list(
+                await asyncio.gather(*(producer.send(encode_event(e), key=e.key) for e in events))
+            )
+        else:
+            ids = [await producer.send(encode_event(e), key=e.key) for e in events]
+        for event, message_id in zip(events, ids, strict=True):
             seq = seq_of_position(Position.of(message_id))
             self.recorder.published(event.key, seq, str(message_id))
-            ids.append(message_id)
         return ids
 
     async def publish_raw(self, data: bytes, key: str) -> MessageId:
@@ -275,6 +288,7 @@ class Pipeline:
     async def close(self) -> None:
         for worker in reversed(self.workers):
             await worker.stop(grace=2.0)
-        if self._producer is not None:
-            await self._producer.close()
+        for producer in (self._producer, self._batching):
+            if producer is not None:
+                await producer.close()
         self.recorder.close()

@@ -3,13 +3,17 @@
 One worker with two Key_Shared consumers. A store proxy "crashes" the consumer that owns the
 chosen subscriber at the chosen event by closing it, either right after the commit returned
 (before lanes can ack: the ack fails) or right before the commit (the commit never happens).
-The broker redelivers the message to the group's other consumer.
+The broker redelivers the message to the group's other consumer. The HELPs are published
+unbatched, or batched (KEY_BASED, a subscriber's HELPs in one entry): then the redelivery also
+brings back the entry's messages that were already acked, each a dedupe no-op.
 
 Judged by the history checker and the gateway's log: 0 duplicate deliveries, 0 lost decisions,
 decisions in publish order, and the scenario's own expectation.
 """
 
 from __future__ import annotations
+
+import pytest
 
 from keylane.brokers.base import Consumer
 from keylane.check import DEDUPE, OK
@@ -59,7 +63,7 @@ async def _owner_of(pipeline: Pipeline, event_id: str) -> str:
     return next(a.consumer for a in attempts if a.event_id == event_id and a.outcome == OK)
 
 
-async def _run(pipeline: Pipeline, *, after: bool) -> tuple[CrashAtCommit, str]:
+async def _run(pipeline: Pipeline, *, after: bool, batched: bool) -> tuple[CrashAtCommit, str]:
     # Given a worker with two consumers, every subscriber subscribed (a welcome SMS each)
     proxy = CrashAtCommit(pipeline, "ann-help-2", after=after)
     worker = await pipeline.start_worker("w", store=proxy, consumers=2)
@@ -67,16 +71,23 @@ async def _run(pipeline: Pipeline, *, after: bool) -> tuple[CrashAtCommit, str]:
     owner = await _owner_of(pipeline, "ann-sub")
     proxy.victim = pipeline.broker.consumers[owner]
     # When each sends HELP three times and ann's owner crashes at the commit of her second
-    for n in (1, 2, 3):
-        await pipeline.publish(*(pipeline.sms(u, "HELP", f"{u}-help-{n}") for u in USERS))
+    helps = [pipeline.sms(u, "HELP", f"{u}-help-{n}") for n in (1, 2, 3) for u in USERS]
+    ids = await pipeline.publish(*helps, batched=batched)
+    ann = [i for e, i in zip(helps, ids, strict=True) if e.subscriber_id == "ann"]
+    if batched:  # they share a batch entry
+        assert len({(i.ledger_id, i.entry_id) for i in ann}) < len(ann), ann
     await pipeline.settle()
     await eventually(lambda: proxy.crashed, "the crash")
     assert worker.stats().lanes.total.consumer_closed
     return proxy, owner
 
 
-async def test_crash_after_commit_before_ack(pipeline: Pipeline) -> None:
-    _, owner = await _run(pipeline, after=True)
+BATCHING = pytest.mark.parametrize("batched", [False, True], ids=["unbatched", "batched"])
+
+
+@BATCHING
+async def test_crash_after_commit_before_ack(pipeline: Pipeline, batched: bool) -> None:
+    _, owner = await _run(pipeline, after=True, batched=batched)
     # Then the message is redelivered to the other consumer and is a dedupe no-op there
     attempts = [a for a in pipeline.recorder.history().attempts if a.event_id == "ann-help-2"]
     assert [(a.consumer == owner, a.outcome) for a in attempts] == [(True, OK), (False, DEDUPE)]
@@ -90,8 +101,9 @@ async def test_crash_after_commit_before_ack(pipeline: Pipeline) -> None:
     assert report.decisions.dedupes >= 1  # batch-mates of the crashed commit come back too
 
 
-async def test_crash_before_commit(pipeline: Pipeline) -> None:
-    _, owner = await _run(pipeline, after=False)
+@BATCHING
+async def test_crash_before_commit(pipeline: Pipeline, batched: bool) -> None:
+    _, owner = await _run(pipeline, after=False, batched=batched)
     # Then the event is decided once, by the next owner (the crashed attempt left no record)
     attempts = [a for a in pipeline.recorder.history().attempts if a.event_id == "ann-help-2"]
     assert [(a.consumer != owner, a.outcome) for a in attempts] == [(True, OK)]
