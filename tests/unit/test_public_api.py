@@ -53,11 +53,16 @@ def test_python_dash_m_keylane_runs_the_command() -> None:
     assert "compare" in result.stdout
 
 
-def test_check_and_lanes_load_neither_rich_nor_typer() -> None:
-    for module in ("keylane.check", "keylane.lanes"):
+def test_check_lanes_and_journeys_load_no_backend_and_no_cli_at_run_time() -> None:
+    # The layer test reads the imports; this one runs them, transitive imports included.
+    banned = "{'rich', 'typer', 'pulsar', '_pulsar', 'redis', 'asyncpg', 'httpx', 'starlette'}"
+    for module in ("keylane.check", "keylane.lanes", "keylane.journeys"):
         code = (
             f"import sys, {module}; "
-            "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'typer'})))"
+            f"loaded = {{m.split('.')[0] for m in sys.modules}} & {banned}; "
+            "loaded |= {m for m in sys.modules if m.startswith(('keylane.brokers.memory', "
+            "'keylane.brokers.pulsar', 'keylane.state.sqlite', 'keylane.state.postgres'))}; "
+            "print(','.join(sorted(loaded)))"
         )
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True

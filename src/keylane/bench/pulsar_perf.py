@@ -25,7 +25,6 @@ Runs subprocesses and talks HTTP (stdlib only); imports no broker backend.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import urllib.error
 import urllib.request
@@ -35,6 +34,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from keylane.errors import InvalidArgumentError, KeylaneError
+from keylane.runtime import settings
 
 __all__ = [
     "PerfRate",
@@ -110,8 +110,8 @@ def find_pulsar_home(explicit: str | Path | None = None) -> Path:
     candidates: list[Path] = []
     if explicit is not None:
         candidates.append(Path(explicit))
-    elif os.environ.get("KEYLANE_PULSAR_HOME"):
-        candidates.append(Path(os.environ["KEYLANE_PULSAR_HOME"]))
+    elif (from_env := settings.pulsar_home()) is not None:
+        candidates.append(Path(from_env))
     else:
         candidates.extend(sorted(Path.cwd().glob(".services/pulsar/apache-pulsar-*"), reverse=True))
     for home in candidates:
@@ -125,13 +125,14 @@ def find_pulsar_home(explicit: str | Path | None = None) -> Path:
 
 def find_java_home() -> str:
     """``$KEYLANE_JAVA_HOME``, else an OpenJDK 17 under /usr/lib/jvm, else ``$JAVA_HOME``."""
-    if os.environ.get("KEYLANE_JAVA_HOME"):
-        return os.environ["KEYLANE_JAVA_HOME"]
+    keylane_java, java = settings.java_home()
+    if keylane_java is not None:
+        return keylane_java
     for home in sorted(Path("/usr/lib/jvm").glob("*17*")):
         if (home / "bin" / "java").is_file():
             return str(home)
-    if os.environ.get("JAVA_HOME"):
-        return os.environ["JAVA_HOME"]
+    if java is not None:
+        return java
     raise PulsarPerfError("no Java 17 found; set KEYLANE_JAVA_HOME")
 
 
@@ -151,7 +152,7 @@ def parse_aggregated(output: str, phase: str) -> tuple[int, float]:
 
 async def _run(home: Path, args: list[str], timeout: float) -> tuple[str, str]:
     """Run ``bin/pulsar-perf args``; return (command line, combined output)."""
-    env = {**os.environ, "JAVA_HOME": find_java_home(), "PULSAR_MEM": PERF_MEM}
+    env = settings.child_environment(JAVA_HOME=find_java_home(), PULSAR_MEM=PERF_MEM)
     command = [str(home / "bin" / "pulsar-perf"), *args]
     proc = await asyncio.create_subprocess_exec(
         *command,
