@@ -42,7 +42,7 @@ from tests.integration.runtime.wrappers import StoreProxy
 USERS = ("ann", "bob")
 UNAVAILABLE = "unavailable"
 #: The stalled store's statement timeout and the worker's handler timeout, real seconds.
-STALL_TIMEOUT = 1.0
+STALL_TIMEOUT = 0.5
 
 
 class Outage(StoreProxy):
@@ -75,7 +75,8 @@ async def _through_an_outage(
     """Subscribe everyone, then publish HELPs during ``outage``; check nothing is acked."""
     await pipeline.publish(*(pipeline.subscribed(u, f"{u}-sub") for u in USERS))
     await pipeline.settle()
-    acked = worker.stats().lanes.total.acked
+    acked = len(USERS)
+    await eventually(lambda: worker.stats().lanes.total.acked == acked, "the subscriptions' acks")
     versions = [(await pipeline.store.load(pipeline.key(u))).version for u in USERS]
     async with outage:
         await pipeline.publish(*(pipeline.sms(u, "HELP", f"{u}-help") for u in USERS))
@@ -96,6 +97,7 @@ async def _through_an_outage(
     for u in USERS:
         assert pipeline.outcomes(f"{u}-help")[-1] == OK
         assert pipeline.steps_to(u) == ["welcome_sms", "help_reply"]
+    await eventually(lambda: worker.stats().lanes.total.acked >= acked + len(USERS), "the acks")
     assert worker.stats().lanes.total.acked == acked + len(USERS)
     await pipeline.assert_effectively_once()
 
@@ -202,7 +204,7 @@ class Stall(StoreProxy):
 
 async def test_store_stalled_longer_than_the_handler_timeout(pipeline: Pipeline) -> None:
     # Given a worker whose handler timeout equals the store's statement timeout (the defaults:
-    # 30 s each for the worker's lanes and PostgreSQL's command_timeout), here 1 s
+    # 30 s each for the worker's lanes and PostgreSQL's command_timeout), here 0.5 s
     proxy = Stall(pipeline.store, timeout=STALL_TIMEOUT)
     lanes = replace(pipeline.worker_config("w").lanes, handler_timeout=STALL_TIMEOUT)
     worker = await pipeline.start_worker("w", store=proxy, lanes=lanes)
@@ -249,7 +251,7 @@ async def test_postgres_stalled_longer_than_the_handler_timeout(
     make_pipeline: MakePipeline, private_postgres: PrivatePostgres
 ) -> None:
     # Given a private PostgreSQL whose command timeout equals the worker's handler timeout, as
-    # the defaults do (30 s each), here 1 s
+    # the defaults do (30 s each), here 0.5 s
     pipeline = await make_pipeline(
         url=private_postgres.url, max_size=3, connect_timeout=0.5, command_timeout=STALL_TIMEOUT
     )
