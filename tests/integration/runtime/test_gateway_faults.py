@@ -131,3 +131,34 @@ async def test_provider_4xx_is_permanent(pipeline: Pipeline) -> None:
     assert pipeline.gateway.stats().deliveries == 0
     # And every decision was still committed once, in order
     await pipeline.assert_effectively_once()
+
+
+@pytest.mark.parametrize("mode", ["after_delivery", "before_delivery"])
+async def test_a_provider_that_does_not_honour_keys_gives_unknown(
+    make_pipeline: MakePipeline, mode: str
+) -> None:
+    # Given a webhook declared not to honour idempotency keys, and a gateway whose answers time
+    # out (after delivering, or before)
+    pipeline = await make_pipeline()
+    unsafe = WebhookProvider(
+        pipeline.gateway.messages_url, timeout=CLIENT_TIMEOUT, honours_idempotency=False
+    )
+    pipeline.gateway.set_faults(FaultPlan(timeout_rate=1.0, timeout_mode=mode, timeout_delay=1.0))
+    try:
+        worker = await pipeline.start_worker("w", provider=ChannelRouter({"sms": unsafe}))
+        assert worker.relay is not None
+        relay = worker.relay
+        await pipeline.publish(*(pipeline.subscribed(u) for u in USERS))
+        await pipeline.settle()
+    finally:
+        for w in pipeline.workers:
+            await w.stop(2.0)
+        await unsafe.close()
+    # Then each send is UNKNOWN after one attempt: counted, never retried (a retry could
+    # deliver it twice), so delivered at most once
+    rows = [r for u in USERS for r in await pipeline.store.sends_for(pipeline.key(u))]
+    assert {(r.status, r.attempts) for r in rows} == {(SendStatus.UNKNOWN, 1)}
+    assert relay.stats().outcomes == {"unknown": len(USERS)}
+    delivered = pipeline.gateway.stats().deliveries
+    assert delivered == (len(USERS) if mode == "after_delivery" else 0)
+    await pipeline.assert_effectively_once(outbox_matches=False)

@@ -5,6 +5,9 @@ lets the request reach the gateway (delivered) and then "crashes": it raises (th
 dies) or hangs until the relay is stopped (the process dies). The row is left DISPATCHING under
 the first relay's lease. A second relay claims it once the lease has expired and sends it again
 under the same idempotency key: the gateway answers from its ledger and delivers nothing twice.
+
+And the same without a crash: a provider call slower than the lease. The relay claims the row
+again while the first call waits; the first call's late outcome is fenced, the second is recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import pytest
 from keylane.providers import Delivery, Outcome, Provider, Receipt
 from keylane.runtime import OutboxRelay
 from keylane.state import SendStatus
+from keylane.web.gateway import FaultPlan
+from tests.integration.runtime.conftest import MakePipeline
 from tests.integration.runtime.pipeline import WAIT, Pipeline, eventually
 
 #: The first relay's lease, in real seconds.
@@ -99,4 +104,31 @@ async def test_relay_crash_after_the_provider_call(pipeline: Pipeline, mode: str
     assert stats.repeated_attempts >= 1
     assert pipeline.delivered()[row.idempotency_key] == 1
     assert pipeline.steps_to("ann") == ["welcome_sms", "help_reply", "help_reply"]
+    await pipeline.assert_effectively_once()
+
+
+async def test_a_send_that_outlives_its_lease(make_pipeline: MakePipeline) -> None:
+    # Given a gateway that delivers, then answers only after 1.5 s, and a relay whose lease is
+    # 0.3 s: the relay claims the row again while its first call is still waiting
+    pipeline = await make_pipeline(provider_timeout=5.0)
+    pipeline.gateway.set_faults(
+        FaultPlan(timeout_rate=1.0, timeout_mode="after_delivery", timeout_delay=1.5)
+    )
+    worker = await pipeline.start_worker(
+        "w", relay=pipeline.relay_config(lease=0.3 * pipeline.speed)
+    )
+    assert worker.relay is not None
+    relay = worker.relay
+    await pipeline.publish(pipeline.subscribed("ann"))
+    await eventually(lambda: relay.stats().claimed >= 2, "the claim after the lease")
+    pipeline.gateway.clear_faults()
+    await pipeline.settle()
+    await eventually(lambda: relay.stats().in_flight == 0, "the first call's late answer")
+    # Then the late first answer was fenced (not recorded) and the row is SENT once
+    assert relay.stats().fenced >= 1
+    [row] = await pipeline.store.sends_for(pipeline.key("ann"))
+    assert row.status is SendStatus.SENT
+    assert row.attempts >= 2
+    assert pipeline.gateway.stats().repeated_attempts >= 1
+    assert pipeline.steps_to("ann") == ["welcome_sms"]
     await pipeline.assert_effectively_once()
