@@ -3,7 +3,8 @@
 Ann adds to her cart at noon: the cart journey arms a 30-minute timer (3 s of real time). Besides
 the worker's own wake-up hint and sweeper, the test publishes ``timer_fired`` events by hand: one
 right away (early), one twice under the same event id, and two more after the timer fired
-(late). The timer must fire exactly once, at or after its due time: one cart SMS.
+(late). The timer must fire exactly once, at or after its due time: one cart SMS. And a timer
+whose wake-up was never published is fired by the sweeper.
 """
 
 from __future__ import annotations
@@ -93,5 +94,40 @@ async def test_timer_wakeups_early_twice_and_late_fire_once(pipeline: Pipeline) 
     assert twice_outcomes == ["dedupe", "ok"]  # the repeated event id is a no-op
     # And the timer is disarmed; one cart SMS went out, once
     assert timer.timer_id not in {t.timer_id for t in await pipeline.store.timers_for(key)}
+    assert pipeline.steps_to("ann") == ["welcome_sms", "cart_sms"]
+    await pipeline.assert_effectively_once()
+
+
+async def test_a_lost_wakeup_is_swept(pipeline: Pipeline) -> None:
+    # Given ann's cart timer armed by a worker that published no wake-up (it died first)
+    first = await pipeline.start_worker("w1", timers=False)
+    await pipeline.publish(
+        pipeline.subscribed("ann"), pipeline.event("ann", "added_to_cart", "cart")
+    )
+    await pipeline.wait_committed("cart")
+    await first.stop()
+    [timer] = await pipeline.store.timers_for(pipeline.key("ann"))
+    due = datetime.fromtimestamp(timer.due_at, UTC)
+    # When another worker runs, with its sweeper
+    second = await pipeline.start_worker("w2")
+    fired: list[DecisionRecord] = []
+    second.handler.add_observer(
+        lambda r: (
+            fired.append(r)
+            if r.outcome is DecisionOutcome.COMMITTED and ReasonCode.TIMER_FIRED in _codes(r)
+            else None
+        )
+    )
+    await eventually(lambda: "cart_sms" in pipeline.steps_to("ann"), "the cart SMS")
+    await pipeline.settle()
+    # Then its sweeper published the overdue timer, which fired once, at least the sweeper's
+    # grace after its due time
+    assert second.stats().swept >= 1
+    [record] = fired
+    assert record.event_id is not None
+    assert record.event_id.rsplit(":", 1)[1].startswith("s")  # the sweeper's publication
+    grace = second.config.sweep_grace
+    assert record.now is not None
+    assert (record.now - due).total_seconds() >= grace
     assert pipeline.steps_to("ann") == ["welcome_sms", "cart_sms"]
     await pipeline.assert_effectively_once()
