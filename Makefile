@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast check bench services-up services-down clean
+.PHONY: run compare test test-fast check bench services-up services-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +12,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
-## make run: the main job: the five consumption strategies compared on the embedded broker.
+## make run: the main job: a simulated Black Friday through keylane on the embedded defaults
+## (the memory broker, a SQLite file under .keylane/, the embedded SMS/email gateway, the
+## shipped journeys), then the report: sends, skips by reason, timers, and the verdicts
+## (duplicate deliveries, compliance violations re-checked from the gateway's log, the checker).
+run: $(STAMP)
+	$(VENV)/bin/keylane run
+
+## make compare: the talk's five consumption strategies side by side on the embedded broker.
 ## Starts a local redis-server (port 6390, left running; `make services-down` stops it) for the
 ## shared-lock baseline; if Redis cannot start, that row is skipped with a visible notice.
-run: $(STAMP)
+compare: $(STAMP)
 	$(PY) scripts/services.py redis start || echo "warning: no local Redis; shared-lock will be skipped"
 	$(VENV)/bin/keylane compare
 

@@ -22,24 +22,22 @@ from keylane.lanes import ExhaustedPolicy, HandlerContext, LaneConfig, LaneGroup
 
 __version__ = "0.1.0"
 
+#: Connecting (``connect`` and the broker contract's core types), consuming (``Lanes``,
+#: ``LaneGroup``, their config and context), the errors; sorted as ruff wants them.
 __all__ = [
-    # Connecting: the broker contract (memory:// or pulsar://)
     "Broker",
+    "BrokerError",
     "Consumer",
-    "Message",
-    "Producer",
-    "SubscriptionType",
-    "connect",
-    # Consuming: lanes, one per consumer, or a group of consumers
     "ExhaustedPolicy",
     "HandlerContext",
+    "InvalidArgumentError",
+    "KeylaneError",
     "LaneConfig",
     "LaneGroup",
     "Lanes",
-    # Errors
-    "BrokerError",
-    "InvalidArgumentError",
-    "KeylaneError",
-    # Version
+    "Message",
+    "Producer",
+    "SubscriptionType",
     "__version__",
+    "connect",
 ]

@@ -23,7 +23,8 @@ from keylane.cli.options import (
     json_to_stdout,
     write_json,
 )
-from keylane.cli.render.bench import broker_table, soak_table
+from keylane.cli.render.bench import broker_table, engine_table, soak_table
+from keylane.service.bench import bench_engine
 
 __all__ = ["bench_app"]
 
@@ -112,3 +113,38 @@ def soak_command(
     write_json(json_path, [r.as_dict() for r in results])
     if not all(r.flat(tolerance) for r in results):
         raise typer.Exit(1)
+
+
+@bench_app.command("engine")
+def engine_command(
+    store: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="State store URL to measure (repeatable); 'sqlite' = a fresh SQLite file "
+            "(the embedded default). Default: sqlite."
+        ),
+    ] = None,
+    events: Annotated[int, typer.Option(min=100, help="Events per run.")] = 50_000,
+    consumers: Annotated[int, typer.Option(min=1, help="Key_Shared consumers.")] = 4,
+    group_commit: Annotated[
+        bool, typer.Option(help="Batch concurrent commits into one transaction.")
+    ] = True,
+    json_path: JsonOption = None,
+) -> None:
+    """Events/s through broker, lanes, decide, commit, relay and gateway, per state store."""
+    check_json_target(json_path)
+    urls = store or ["sqlite"]
+    results = []
+    for url in urls:
+        result = asyncio.run(
+            bench_engine(
+                None if url == "sqlite" else url,
+                events=events,
+                consumers=consumers,
+                group_commit=group_commit,
+            )
+        )
+        results.append(result)
+    if not json_to_stdout(json_path):
+        Console().print(engine_table(results))
+    write_json(json_path, [r.as_dict() for r in results])

@@ -15,10 +15,12 @@ from keylane.cli.check import check_command
 from keylane.cli.compare import compare_command
 from keylane.cli.demo import demo_command
 from keylane.cli.errors import KeylaneGroup
+from keylane.cli.run import run_command
 
 app = typer.Typer(
     cls=KeylaneGroup, no_args_is_help=True, add_completion=False, help="keylane command line."
 )
+app.command("run")(run_command)
 app.command("check")(check_command)
 app.command("compare")(compare_command)
 app.add_typer(bench_app, name="bench")

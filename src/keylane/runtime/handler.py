@@ -98,7 +98,9 @@ class DecisionRecord:
         outcome: what happened.
         start, end: when the attempt started and ended (the handler's ``monotonic`` clock).
         loaded, committed: when the state was loaded and the commit returned (same clock;
-            ``committed`` is None unless the outcome is COMMITTED).
+            ``committed`` is None unless the outcome is COMMITTED); ``commit_started`` when
+            the commit was handed to the store (so ``committed - commit_started`` is its
+            latency, group commit included).
         read_version: the version the decision read; ``version`` the one it wrote (COMMITTED).
         event_type: the event's type, when it parsed; ``occurred_at`` its time.
         decision: the decision (COMMITTED, DEDUPE from the engine), for reasons and effects.
@@ -126,6 +128,7 @@ class DecisionRecord:
     decision: Decision | None
     now: datetime | None
     committed_at: datetime | None = None
+    commit_started: float | None = None
     detail: str = ""
 
 
@@ -240,6 +243,7 @@ class JourneyHandler:
         commit = commit_of(
             event, decision, snapshot.version, encode_state(decision.new_state), mark
         )
+        record.commit_started = self._monotonic()
         try:
             if self._committer is not None:
                 result = await self._committer.commit(commit)
@@ -270,6 +274,7 @@ class _Draft:
     """The fields of a :class:`DecisionRecord` gathered during one attempt."""
 
     __slots__ = (
+        "commit_started",
         "committed",
         "committed_at",
         "context",
@@ -294,6 +299,7 @@ class _Draft:
         self.loaded: float | None = None
         self.committed: float | None = None
         self.committed_at: datetime | None = None
+        self.commit_started: float | None = None
         self.read_version: int | None = None
         self.version: int | None = None
         self.event_id: str | None = None
@@ -322,11 +328,12 @@ class _Draft:
             decision=self.decision,
             now=self.now,
             committed_at=self.committed_at if outcome is DecisionOutcome.COMMITTED else None,
+            commit_started=self.commit_started,
             detail=detail,
         )
         # A fenced attempt is followed by a fresh load in the same handler call.
         self.start = end
         self.loaded = self.committed = self.read_version = self.version = None
-        self.committed_at = None
+        self.committed_at = self.commit_started = None
         self.decision = None
         return record

@@ -69,6 +69,7 @@ class WorkerConfig:
         lanes: the lanes configuration of each consumer.
         relay: the relay's knobs; ``None`` runs no relay in this worker.
         group_commit: batch concurrent commits into one transaction.
+        group_commit_delay: seconds an idle group commit waits for more commits (0: at once).
         timers: run the wake-up hints and the overdue sweeper.
         sweep_interval: real seconds between sweeps.
         sweep_grace: engine seconds a timer may be overdue before the sweeper re-publishes it.
@@ -82,6 +83,7 @@ class WorkerConfig:
     lanes: LaneConfig = field(default_factory=_lane_config)
     relay: RelayConfig | None = field(default_factory=RelayConfig)
     group_commit: bool = True
+    group_commit_delay: float = 0.0
     timers: bool = True
     sweep_interval: float = 1.0
     sweep_grace: float = 5.0
@@ -144,7 +146,11 @@ class Worker:
         self._broker = broker
         self._store = store
         self._clock = clock
-        self._committer = GroupCommitter(store) if self.config.group_commit else None
+        self._committer = (
+            GroupCommitter(store, max_delay=self.config.group_commit_delay)
+            if self.config.group_commit
+            else None
+        )
         observers: list[DecisionObserver] = [self._observe]
         if history is not None:
             observers.append(decision_history(history))

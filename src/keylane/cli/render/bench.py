@@ -12,8 +12,9 @@ from rich.table import Table
 from keylane.bench.broker import BrokerBenchResult
 from keylane.bench.pulsar_compare import KeySharedComparison
 from keylane.bench.soak import SoakResult
+from keylane.service.bench import EngineBenchResult
 
-__all__ = ["broker_table", "pulsar_table", "soak_table"]
+__all__ = ["broker_table", "engine_table", "pulsar_table", "soak_table"]
 
 
 def broker_table(results: Sequence[BrokerBenchResult], title: str) -> Table:
@@ -76,4 +77,29 @@ def pulsar_table(result: KeySharedComparison, title: str) -> Table:
         table.add_row(backend, how, f"{rate:,.0f}")
     for name, ratio in result.ratios.items():
         table.add_row("ratio", name, f"{ratio:.3f}")
+    return table
+
+
+def engine_table(results: Sequence[EngineBenchResult]) -> Table:
+    """``keylane bench engine``: one row per state store."""
+    table = Table(
+        title="keylane bench engine: broker -> lanes -> decide -> commit -> relay -> gateway"
+    )
+    for column in ("store", "group commit", "events", "s", "events/s", "commit p50 ms",
+                   "commit p99 ms", "mean batch", "delivered", "cpu s"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "store" else "right")
+    for r in results:
+        table.add_row(
+            r.store,
+            "on" if r.group_commit else "off",
+            f"{r.events:,}",
+            f"{r.seconds:.1f}",
+            f"{r.events_per_second:,.0f}",
+            f"{r.commit_p50_ms:.2f}",
+            f"{r.commit_p99_ms:.2f}",
+            f"{r.mean_batch:.1f}",
+            f"{r.delivered:,}",
+            f"{r.cpu_seconds:.1f}",
+        )
+    table.caption = "goal: 7,200 events/s on the embedded defaults (memory broker + SQLite)"
     return table
