@@ -1,8 +1,9 @@
-"""``keylane compare``'s broker options (the command itself runs in tests/integration)."""
+"""The shared --broker options (the commands themselves run in tests/integration)."""
 
 from __future__ import annotations
 
-from keylane.cli.compare import PULSAR_CLIENT_LOG, _broker_options
+from keylane.cli.options import PULSAR_CLIENT_LOG
+from keylane.cli.options import broker_options as _broker_options
 
 
 def test_embedded_broker_gets_no_options() -> None:
