@@ -73,6 +73,9 @@ class TimerService:
         clock: the engine's clock.
         sweep_interval: real seconds between sweeps.
         grace: engine seconds a timer may be overdue before the sweeper publishes it again.
+        resweep_after: real seconds before the sweeper publishes the same overdue timer once
+            more (its previous event may still be queued behind a backlog: publishing it on
+            every sweep would only add to that backlog).
         sweep_limit: timers per sweep.
     """
 
@@ -84,6 +87,7 @@ class TimerService:
         *,
         sweep_interval: float = 1.0,
         grace: float = 5.0,
+        resweep_after: float = 30.0,
         sweep_limit: int = 1000,
     ) -> None:
         self._store = store
@@ -92,6 +96,7 @@ class TimerService:
         self._speed = float(getattr(clock, "speed", 1.0))
         self._interval = sweep_interval
         self._grace = grace
+        self._resweep = resweep_after * self._speed  # in engine seconds
         self._limit = sweep_limit
         self._swept: OrderedDict[tuple[str, str, float], float] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
@@ -180,10 +185,10 @@ class TimerService:
         return published
 
     def _recently_swept(self, timer: Timer, now: float) -> bool:
-        """Publish an overdue timer again only once per ``grace`` (engine seconds)."""
+        """Publish an overdue timer again only once per ``resweep_after`` (real seconds)."""
         token = (timer.key, timer.timer_id, timer.due_at)
         last = self._swept.get(token)
-        if last is not None and now - last < self._grace:
+        if last is not None and now - last < self._resweep:
             return True
         self._swept[token] = now
         self._swept.move_to_end(token)
