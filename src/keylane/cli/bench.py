@@ -7,13 +7,17 @@ Thin: parses options, builds the broker from its URL and renders the results; th
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from keylane.bench.broker import BrokerBenchResult, bench_broker_types
+from keylane.bench.decide import run_decide_bench
 from keylane.bench.soak import SoakParams, run_soak
+from keylane.bench.store import run_store_bench
 from keylane.brokers import connect
 from keylane.brokers.base import BatchingType
 from keylane.cli.options import (
@@ -148,3 +152,51 @@ def engine_command(
     if not json_to_stdout(json_path):
         Console().print(engine_table(results))
     write_json(json_path, [r.as_dict() for r in results])
+
+
+@bench_app.command("decide")
+def decide_command(
+    events: Annotated[int, typer.Option(min=1, help="Workload events to decide.")] = 200_000,
+    subscribers: Annotated[int, typer.Option(min=1, help="Distinct subscribers.")] = 2_000,
+    seed: Annotated[int, typer.Option(help="Seed of the workload.")] = 1,
+    json_path: JsonOption = None,
+) -> None:
+    """Decisions per second of the pure engine (decide), without and with the state codec."""
+    check_json_target(json_path)
+    result = run_decide_bench(events=events, subscribers=subscribers, seed=seed)
+    if not json_to_stdout(json_path):
+        typer.echo(
+            f"keylane bench decide: {result.decisions:,} decisions of {result.subscribers:,} "
+            f"subscribers: {result.decisions_per_s:,.0f} decisions/s in memory, "
+            f"{result.codec_decisions_per_s:,.0f} decisions/s with the state decode/encode "
+            f"(per CPU second: {result.decisions / result.cpu_seconds:,.0f} and "
+            f"{result.decisions / result.codec_cpu_seconds:,.0f}); goal 50,000 decisions/s"
+        )
+    write_json(json_path, result.as_dict())
+
+
+@bench_app.command("store")
+def store_command(
+    store: Annotated[
+        list[str] | None,
+        typer.Option(help="State store URL (repeatable); default a fresh SQLite file."),
+    ] = None,
+    commits: Annotated[int, typer.Option(min=1, help="Commits per run.")] = 20_000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Committers at once.")] = 64,
+    json_path: JsonOption = None,
+) -> None:
+    """Commits per second and commit latency of a state store, with and without group commit."""
+    check_json_target(json_path)
+    urls = store or [f"sqlite://{tempfile.mkdtemp(prefix='keylane-store-')}/bench.db"]
+    results = []
+    for url in urls:
+        for group_commit in (True, False):
+            result = asyncio.run(
+                run_store_bench(
+                    url, commits=commits, concurrency=concurrency, group_commit=group_commit
+                )
+            )
+            results.append(result)
+            if not json_to_stdout(json_path):
+                typer.echo(result.describe())
+    write_json(json_path, [asdict(r) for r in results])
