@@ -26,13 +26,13 @@ compare: $(STAMP)
 	$(PY) scripts/services.py redis start || echo "warning: no local Redis; shared-lock will be skipped"
 	$(VENV)/bin/keylane compare
 
-## make test: the whole suite, against the embedded broker, a real Pulsar standalone and Redis
+## make test: the whole suite, with real Pulsar, PostgreSQL and Redis started (and stopped) for it
 test: $(STAMP)
 	bash scripts/test-all.sh
 
-## make test-fast: the embedded-broker part only (no services needed)
+## make test-fast: the part that needs no service (no Pulsar, PostgreSQL or Redis)
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not pulsar and not redis and not bench"
+	$(PY) -m pytest -m "not pulsar and not redis and not postgres and not bench"
 
 ## make check: lint and strict typing
 check: $(STAMP)
