@@ -3,7 +3,9 @@
 - A :class:`~keylane.journeys.Decision` becomes one :class:`~keylane.state.Commit` (the new state,
   the send intents as outbox rows, the cancellations, the timer arms and disarms, the event id
   and the broker position).
-- An outbox row's payload is the domain's :class:`~keylane.journeys.SendIntent`, as MessagePack.
+- An outbox row's payload is the domain's :class:`~keylane.journeys.SendIntent`, as MessagePack,
+  plus the W3C trace context (``trace``) of the decision that created it, when one is set in
+  :data:`TRACE_CONTEXT`: a deferred send keeps its trace (readers of the intent ignore it).
 - A due intent becomes a provider :class:`~keylane.providers.Delivery` stamped with the engine's
   clock at dispatch.
 - Events travel on the broker as the schema's JSON (:func:`encode_event`).
@@ -13,6 +15,8 @@ Imports the journeys, state and providers contracts; no backend.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime
 
 import msgspec
@@ -23,16 +27,38 @@ from keylane.state import Commit, Position, Timer
 from keylane.state import SendIntent as OutboxRow
 
 __all__ = [
+    "TRACE_CONTEXT",
     "commit_of",
     "decode_intent",
     "delivery_of",
     "encode_event",
     "encode_intent",
     "seq_of_position",
+    "trace_of",
 ]
+
+#: The W3C trace context (``traceparent``, ``tracestate``) of the work in progress: set by a
+#: tracing wrapper around the handler while it decides (every outbox row it commits carries it)
+#: and by the relay while it dispatches a row (from the row), for a tracing provider to read.
+#: ``None``, the default, adds nothing to the rows.
+TRACE_CONTEXT: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "keylane_trace_context", default=None
+)
+
+
+class _TracedIntent(SendIntent, frozen=True, kw_only=True):
+    """An intent with the trace context of the decision that created it (outbox payloads)."""
+
+    trace: dict[str, str] | None = None
+
+
+class _TraceOnly(msgspec.Struct):
+    trace: dict[str, str] | None = None
+
 
 _intent_encoder = msgspec.msgpack.Encoder()
 _intent_decoder = msgspec.msgpack.Decoder(SendIntent)
+_trace_decoder = msgspec.msgpack.Decoder(_TraceOnly)
 _event_encoder = msgspec.json.Encoder()
 
 
@@ -41,9 +67,20 @@ def encode_event(event: Event) -> bytes:
     return _event_encoder.encode(event)
 
 
-def encode_intent(intent: SendIntent) -> bytes:
-    """An intent as an outbox payload."""
-    return _intent_encoder.encode(intent)
+def encode_intent(intent: SendIntent, trace: Mapping[str, str] | None = None) -> bytes:
+    """An intent as an outbox payload, with ``trace`` (a W3C trace context) when given."""
+    if not trace:
+        return _intent_encoder.encode(intent)
+    fields = msgspec.structs.asdict(intent)
+    return _intent_encoder.encode(_TracedIntent(**fields, trace=dict(trace)))
+
+
+def trace_of(payload: bytes) -> dict[str, str] | None:
+    """The trace context stored in an outbox payload, or None (none stored, or unreadable)."""
+    try:
+        return _trace_decoder.decode(payload).trace
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def decode_intent(payload: bytes) -> SendIntent:
@@ -64,6 +101,7 @@ def commit_of(
 ) -> Commit:
     """The one transaction that records ``decision`` for ``event``'s subscriber."""
     key = event.key
+    trace = TRACE_CONTEXT.get()
     return Commit(
         key=key,
         expected_version=expected_version,
@@ -75,7 +113,7 @@ def commit_of(
                 idempotency_key=s.idempotency_key,
                 key=key,
                 channel=s.channel.value,
-                payload=encode_intent(s),
+                payload=encode_intent(s, trace),
                 not_before=s.not_before.timestamp(),
                 expires_at=None if s.expires_at is None else s.expires_at.timestamp(),
             )

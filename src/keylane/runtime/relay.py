@@ -41,7 +41,7 @@ from keylane.journeys import (
     recheck,
 )
 from keylane.providers import Outcome, Provider
-from keylane.runtime.codec import decode_intent, delivery_of
+from keylane.runtime.codec import TRACE_CONTEXT, decode_intent, delivery_of, trace_of
 from keylane.runtime.dispatch import caps_defer_until
 from keylane.state import ClaimedSend, SendStatus, StateStore, StoreUnavailableError
 
@@ -243,6 +243,8 @@ class OutboxRelay:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._finish(claim, SendStatus.FAILED_PERMANENT, f"unreadable payload: {exc}")
             return
+        # This task's own context: a tracing provider continues the decision's trace.
+        TRACE_CONTEXT.set(trace_of(claim.payload))
         # The attempt's instant, read BEFORE the state is loaded: the state then reflects every
         # commit that finished before it, so a STOP committed earlier is seen, and one committed
         # later is later than this send's sent_at. The re-checks and sent_at use this one value.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -21,7 +22,7 @@ from keylane.brokers.base import Broker, Producer
 from keylane.check import HistoryRecorder
 from keylane.clock import Clock
 from keylane.journeys import EventType, JourneySet, ReasonCode, armed_timers
-from keylane.lanes import ExhaustedPolicy, GroupStats, LaneConfig, LaneGroup
+from keylane.lanes import ExhaustedPolicy, GroupStats, Handler, LaneConfig, LaneGroup
 from keylane.providers import Provider
 from keylane.runtime.handler import (
     DecisionObserver,
@@ -129,6 +130,9 @@ class Worker:
         clock: the engine's clock.
         config: what to consume and how.
         history: records every decision attempt for ``keylane check`` (optional).
+        wrap_handler: called once with the :class:`JourneyHandler` and this worker's config;
+            lanes run the handler it returns (a tracing wrapper, say). ``self.handler`` stays
+            the JourneyHandler.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class Worker:
         config: WorkerConfig | None = None,
         *,
         history: HistoryRecorder | None = None,
+        wrap_handler: Callable[[Handler, WorkerConfig], Handler] | None = None,
     ) -> None:
         self.config = config if config is not None else WorkerConfig()
         self._broker = broker
@@ -181,7 +186,7 @@ class Worker:
             broker,
             self.config.topic,
             self.config.subscription,
-            self.handler,
+            self.handler if wrap_handler is None else wrap_handler(self.handler, self.config),
             consumers=self.config.consumers,
             config=self.config.lanes,
             name=self.config.name,

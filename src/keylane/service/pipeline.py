@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from keylane.check import HistoryRecorder
 from keylane.clock import Clock
 from keylane.errors import InvalidArgumentError
 from keylane.journeys import JourneySet
-from keylane.lanes import ExhaustedPolicy, LaneConfig
+from keylane.lanes import ExhaustedPolicy, Handler, LaneConfig
 from keylane.providers import ChannelRouter, Provider, WebhookProvider
 from keylane.runtime import RelayConfig, Worker, WorkerConfig
 from keylane.state import StateStore, open_store
@@ -68,14 +69,31 @@ class PipelineConfig:
 
 
 class Pipeline:
-    """Starts and stops everything of one :class:`PipelineConfig` (``async with``)."""
+    """Starts and stops everything of one :class:`PipelineConfig` (``async with``).
 
-    def __init__(self, config: PipelineConfig, journeys: JourneySet, clock: Clock) -> None:
+    ``wrap_broker``, ``wrap_handler`` and ``wrap_provider`` (optional) wrap the broker, the
+    worker's handler (see :class:`~keylane.runtime.Worker`) and the provider before they are
+    used: how :mod:`keylane.observability` traces and times them.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        journeys: JourneySet,
+        clock: Clock,
+        *,
+        wrap_broker: Callable[[Broker], Broker] | None = None,
+        wrap_handler: Callable[[Handler, WorkerConfig], Handler] | None = None,
+        wrap_provider: Callable[[Provider], Provider] | None = None,
+    ) -> None:
         if not isinstance(config, PipelineConfig):
             raise InvalidArgumentError(f"config must be a PipelineConfig, not {config!r}")
         self.config = config
         self.journeys = journeys
         self.clock = clock
+        self._wrap_broker = wrap_broker
+        self._wrap_handler = wrap_handler
+        self._wrap_provider = wrap_provider
         self.gateway: GatewayServer | None = None
         self.broker: Broker | None = None
         self.store: StateStore | None = None
@@ -111,8 +129,14 @@ class Pipeline:
             assert sms is not None
             assert email is not None
             router = ChannelRouter({"sms": WebhookProvider(sms), "email": WebhookProvider(email)})
-            self.provider = await stack.enter_async_context(router)
-            self.broker = await stack.enter_async_context(self._broker())
+            provider: Provider = router
+            if self._wrap_provider is not None:
+                provider = self._wrap_provider(router)
+            self.provider = await stack.enter_async_context(provider)
+            broker = self._broker()
+            if self._wrap_broker is not None:
+                broker = self._wrap_broker(broker)
+            self.broker = await stack.enter_async_context(broker)
             self.store = await stack.enter_async_context(open_store(self.store_url))
             if config.history:
                 self.recorder = HistoryRecorder(config.data_dir / "history.jsonl")
@@ -125,6 +149,7 @@ class Pipeline:
                 self.clock,
                 self._worker_config(),
                 history=self.recorder,
+                wrap_handler=self._wrap_handler,
             )
             await self.worker.start()
             stack.push_async_callback(self.worker.stop)

@@ -16,6 +16,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from keylane._validate import is_int
 from keylane.brokers.base import (
@@ -32,6 +33,7 @@ from keylane.brokers.base import (
 )
 from keylane.brokers.memory.config import MemoryBrokerConfig
 from keylane.brokers.memory.consumer import MemoryConsumer
+from keylane.brokers.memory.key_shared import KeySharedDispatcher
 from keylane.brokers.memory.producer import MemoryProducer
 from keylane.brokers.memory.storage import TopicLog, partition_index
 from keylane.brokers.memory.subscription import BrokerConsumer, Subscription
@@ -321,6 +323,50 @@ class MemoryBroker(Broker):
             part.sub.add(part)
         self._consumers[consumer] = None
         return consumer
+
+    # ------------------------------------------------------------------ introspection
+
+    async def subscription_stats(self, topic: str, subscription: str) -> dict[str, Any] | None:
+        """A subscription's consumers as Pulsar's admin API reports them, or None if absent.
+
+        The same shape (a subset) as ``GET /admin/v2/.../stats`` -> ``subscriptions[name]``:
+        ``type``, ``unackedMessages`` and, per consumer, ``consumerName``, ``unackedMessages``,
+        ``availablePermits``, ``keyHashRangeArrays`` (inclusive slot ranges, Key_Shared only)
+        and ``drainingHashes`` (``hash``, ``unackedMessages``, ``blockedAttempts``). Of
+        partition 0 on a partitioned topic, as the Pulsar backend's admin client does.
+        """
+        self._bind()
+        full = normalize_topic(topic)
+        if full in self._partitioned:
+            full = f"{full}-partition-0"
+        log = self._logs.get(full)
+        sub = None if log is None else log.subscriptions.get(subscription)
+        if sub is None:
+            return None
+        dispatcher = sub.dispatcher
+        consumers = []
+        for consumer in sub.consumers:
+            stats: dict[str, Any] = {
+                "consumerName": consumer.name,
+                "unackedMessages": consumer.unacked,
+                "availablePermits": consumer.permits,
+            }
+            if isinstance(dispatcher, KeySharedDispatcher):
+                stats["keyHashRangeArrays"] = [
+                    [start, end] for start, end in dispatcher.selector.ranges_of(consumer)
+                ]
+                stats["drainingHashes"] = [
+                    {"hash": slot, "unackedMessages": d.ref_count, "blockedAttempts": d.blocked}
+                    for slot, d in sorted(dispatcher.draining.items())
+                    if d.consumer is consumer
+                ]
+            consumers.append(stats)
+        kind = None if dispatcher is None else dispatcher.sub_type.value
+        return {
+            "type": kind,
+            "unackedMessages": sum(c.unacked for c in sub.consumers),
+            "consumers": consumers,
+        }
 
     # ------------------------------------------------------------------ lifecycle
 
