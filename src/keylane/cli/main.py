@@ -15,7 +15,10 @@ from keylane.cli.check import check_command
 from keylane.cli.compare import compare_command
 from keylane.cli.demo import demo_command
 from keylane.cli.errors import KeylaneGroup
+from keylane.cli.gateway import gateway_command
+from keylane.cli.publish import publish_command
 from keylane.cli.run import run_command
+from keylane.cli.worker import worker_command
 
 app = typer.Typer(
     cls=KeylaneGroup, no_args_is_help=True, add_completion=False, help="keylane command line."
@@ -26,6 +29,9 @@ app.command("compare")(compare_command)
 app.add_typer(bench_app, name="bench")
 bench_app.command("pulsar")(pulsar_bench_command)
 app.command("demo")(demo_command)
+app.command("worker")(worker_command)
+app.command("publish")(publish_command)
+app.command("gateway")(gateway_command)
 
 
 def main() -> None:

@@ -3,17 +3,68 @@
 Every other module gets its settings as arguments (the CLI passes them on), so a setting has one
 name, one default and one place to look it up. The layer test enforces it.
 
-Names:
+Tools:
 
 - ``KEYLANE_PULSAR_HOME``: an unpacked Pulsar distribution (for ``pulsar-perf``).
 - ``KEYLANE_JAVA_HOME``, then ``JAVA_HOME``: the Java 17 to run it with.
+
+``keylane worker`` (:class:`WorkerSettings`): each variable, its flag and its default. A flag
+wins over its variable; an empty variable counts as unset.
+
+- ``KEYLANE_BROKER_URL`` (``--broker``): ``pulsar://host:6650``; required.
+- ``KEYLANE_PULSAR_ADMIN_URL`` (``--pulsar-admin-url``): Pulsar's admin REST URL.
+- ``KEYLANE_STORE_URL`` (``--store``): ``postgresql://...`` or ``sqlite:///path``; required.
+- ``KEYLANE_JOURNEYS`` (``--journeys``): a journeys file; the packaged default.
+- ``KEYLANE_SMS_WEBHOOK``, ``KEYLANE_EMAIL_WEBHOOK`` (``--sms-webhook``, ``--email-webhook``):
+  where each channel goes.
+- ``KEYLANE_GATEWAY_URL`` (``--gateway``): a gateway's base URL; ``<URL>/v1/messages`` for every
+  channel without a webhook of its own.
+- ``KEYLANE_WORKER_NAME`` (``--name``): unique per process; ``<hostname>-<pid>``.
+- ``KEYLANE_TOPIC``, ``KEYLANE_SUBSCRIPTION`` (``--topic``, ``--subscription``).
+- ``KEYLANE_CONSUMERS`` (``--consumers``): Key_Shared consumers in the process; 1.
+- ``KEYLANE_MAX_IN_FLIGHT`` (``--max-in-flight``): decisions at once per consumer; 256.
+- ``KEYLANE_SPEED``, ``KEYLANE_CLOCK_START`` (``--speed``, ``--clock-start``): a scaled clock
+  (ISO-8601 start with a zone); neither: the wall clock.
+- ``KEYLANE_HISTORY`` (``--history``): a JSON Lines file of every decision attempt.
+- ``KEYLANE_HEALTH_PORT`` (``--health-port``): ``/healthz`` and ``/readyz`` on 127.0.0.1; 0 (none).
+- ``KEYLANE_GRACE`` (``--grace``): seconds a drain lets decisions in flight finish; 10.
+- ``KEYLANE_STATS_INTERVAL`` (``--stats-interval``): seconds between stats log lines; 10.
+- ``KEYLANE_JSON_LOGS`` (``--json-logs/--no-json-logs``): one JSON object per log line; true.
+- ``KEYLANE_LOG_LEVEL`` (``--log-level``): debug, info, warning or error; info.
+
+Adding a setting is one field on :class:`WorkerSettings` and one row in :data:`WORKER_SETTINGS`
+(``secret=True`` keeps its value out of :meth:`WorkerSettings.describe`). Imports the ground
+floor and the standard library only.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit
 
-__all__ = ["child_environment", "java_home", "pulsar_home"]
+from keylane._validate import check_bool, check_int, check_number, check_seconds, check_text
+from keylane.clock import as_utc
+from keylane.errors import InvalidArgumentError
+from keylane.runtime.worker import DEFAULT_SUBSCRIPTION, DEFAULT_TOPIC
+
+__all__ = [
+    "WORKER_SETTINGS",
+    "Setting",
+    "WorkerSettings",
+    "child_environment",
+    "java_home",
+    "pulsar_home",
+]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 
 
 def pulsar_home() -> str | None:
@@ -29,3 +80,302 @@ def java_home() -> tuple[str | None, str | None]:
 def child_environment(**overrides: str) -> dict[str, str]:
     """This process's environment with ``overrides``, for a child process."""
     return {**os.environ, **overrides}
+
+
+# -- parsing the text of a variable ------------------------------------------------------------
+
+
+def _text(source: str, text: str) -> object:
+    return text.strip()
+
+
+def _int(source: str, text: str) -> object:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InvalidArgumentError(f"{source} must be an integer, got {text!r}") from None
+
+
+def _float(source: str, text: str) -> object:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise InvalidArgumentError(f"{source} must be a number, got {text!r}") from None
+
+
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+
+def _bool(source: str, text: str) -> object:
+    word = text.strip().lower()
+    if word in _TRUE | _FALSE:
+        return word in _TRUE
+    raise InvalidArgumentError(f"{source} must be true or false (1/0, yes/no), got {text!r}")
+
+
+def _path(source: str, text: str) -> object:
+    return Path(text.strip())
+
+
+def _time(source: str, text: str) -> object:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{source} must be an ISO-8601 time with a zone (2026-11-27T05:00:00Z), got {text!r}"
+        ) from None
+
+
+# -- checking a value, whatever its source -----------------------------------------------------
+
+
+def _broker(source: str, value: object) -> object:
+    url = check_text(source, value, allow_empty=False)
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme == "memory":
+        raise InvalidArgumentError(
+            f"{source}: memory:// is refused: a worker process needs a real broker shared by "
+            "every worker (the embedded broker lives inside one process); use pulsar://host:6650"
+        )
+    if scheme not in ("pulsar", "pulsar+ssl") or not urlsplit(url).hostname:
+        raise InvalidArgumentError(f"{source} must look like pulsar://host:6650, got {url!r}")
+    return url
+
+
+def _store(source: str, value: object) -> object:
+    url = check_text(source, value, allow_empty=False)
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme == "memory":
+        raise InvalidArgumentError(
+            f"{source}: memory:// is refused: a worker's state must outlive the process and be "
+            "shared by every worker; use postgresql://... (or sqlite:///path on one host)"
+        )
+    if scheme not in ("postgresql", "postgres", "sqlite"):
+        raise InvalidArgumentError(
+            f"{source} must be postgresql://user@host/db or sqlite:///path, "
+            f"got a {scheme or 'bare'} URL"
+        )
+    return url
+
+
+def _http(source: str, value: object) -> object:
+    url = check_text(source, value, allow_empty=False)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgumentError(f"{source} must be an http:// or https:// URL with a host")
+    return url.rstrip("/") if parts.path in ("", "/") else url
+
+
+def _name(source: str, value: object) -> object:
+    name = check_text(source, value, allow_empty=False)
+    if not _NAME.fullmatch(name):
+        raise InvalidArgumentError(
+            f"{source} must be 1 to 100 letters, digits, '.', '_', ':' or '-' (starting with a "
+            f"letter or digit), got {name!r}"
+        )
+    return name
+
+
+def _nonempty(source: str, value: object) -> object:
+    return check_text(source, value, allow_empty=False)
+
+
+def _between(low: int, high: int) -> Callable[[str, object], object]:
+    return lambda source, value: check_int(source, value, low, high)
+
+
+def _speed(source: str, value: object) -> object:
+    return check_number(source, value, above=0, maximum=1e7)
+
+
+def _start(source: str, value: object) -> object:
+    if not isinstance(value, datetime):
+        raise InvalidArgumentError(f"{source} must be a time, got {value!r}")
+    return as_utc(value, source)
+
+
+def _grace(source: str, value: object) -> object:
+    return check_seconds(source, value, maximum=3600.0)
+
+
+def _interval(source: str, value: object) -> object:
+    return check_seconds(source, value, allow_zero=False, minimum=0.1, maximum=86_400.0)
+
+
+def _flag(source: str, value: object) -> object:
+    return check_bool(source, value)
+
+
+def _level(source: str, value: object) -> object:
+    level = check_text(source, value).lower()
+    if level not in LOG_LEVELS:
+        raise InvalidArgumentError(
+            f"{source} must be one of {', '.join(LOG_LEVELS)}, got {value!r}"
+        )
+    return level
+
+
+def _history(source: str, value: object) -> object:
+    if not isinstance(value, Path) or not str(value):
+        raise InvalidArgumentError(f"{source} must be a file path, got {value!r}")
+    return value
+
+
+def _journeys(source: str, value: object) -> object:
+    if not isinstance(value, Path):
+        raise InvalidArgumentError(f"{source} must be a file path, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: its attribute, environment variable and flag, and how its value is read.
+
+    Attributes:
+        attr: the :class:`WorkerSettings` field.
+        env: the environment variable.
+        flag: the command-line flag (for messages; the CLI defines the flag itself).
+        parse: ``(source, text) -> value``, for the variable's text.
+        check: ``(source, value) -> value``, for any source; raises ``InvalidArgumentError``
+            whose message starts with ``source``.
+        secret: never shown by :meth:`WorkerSettings.describe`.
+    """
+
+    attr: str
+    env: str
+    flag: str
+    parse: Callable[[str, str], object]
+    check: Callable[[str, object], object]
+    secret: bool = False
+
+
+#: Every setting of ``keylane worker``, in the order ``describe()`` lists them.
+WORKER_SETTINGS: tuple[Setting, ...] = (
+    Setting("broker_url", "KEYLANE_BROKER_URL", "--broker", _text, _broker),
+    Setting("pulsar_admin_url", "KEYLANE_PULSAR_ADMIN_URL", "--pulsar-admin-url", _text, _http),
+    Setting("store_url", "KEYLANE_STORE_URL", "--store", _text, _store),
+    Setting("journeys_path", "KEYLANE_JOURNEYS", "--journeys", _path, _journeys),
+    Setting("sms_webhook", "KEYLANE_SMS_WEBHOOK", "--sms-webhook", _text, _http),
+    Setting("email_webhook", "KEYLANE_EMAIL_WEBHOOK", "--email-webhook", _text, _http),
+    Setting("gateway_url", "KEYLANE_GATEWAY_URL", "--gateway", _text, _http),
+    Setting("name", "KEYLANE_WORKER_NAME", "--name", _text, _name),
+    Setting("topic", "KEYLANE_TOPIC", "--topic", _text, _nonempty),
+    Setting("subscription", "KEYLANE_SUBSCRIPTION", "--subscription", _text, _nonempty),
+    Setting("consumers", "KEYLANE_CONSUMERS", "--consumers", _int, _between(1, 64)),
+    Setting("max_in_flight", "KEYLANE_MAX_IN_FLIGHT", "--max-in-flight", _int, _between(1, 10_000)),
+    Setting("speed", "KEYLANE_SPEED", "--speed", _float, _speed),
+    Setting("clock_start", "KEYLANE_CLOCK_START", "--clock-start", _time, _start),
+    Setting("history_path", "KEYLANE_HISTORY", "--history", _path, _history),
+    Setting("health_port", "KEYLANE_HEALTH_PORT", "--health-port", _int, _between(0, 65535)),
+    Setting("grace", "KEYLANE_GRACE", "--grace", _float, _grace),
+    Setting("stats_interval", "KEYLANE_STATS_INTERVAL", "--stats-interval", _float, _interval),
+    Setting("json_logs", "KEYLANE_JSON_LOGS", "--json-logs", _bool, _flag),
+    Setting("log_level", "KEYLANE_LOG_LEVEL", "--log-level", _text, _level),
+)
+_BY_ATTR = {s.attr: s for s in WORKER_SETTINGS}
+
+
+def default_worker_name() -> str:
+    """``<hostname>-<pid>``, with characters a name may not hold replaced by ``-``."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip("-._") or "worker"
+    return f"{host[:80]}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """Everything ``keylane worker`` needs, checked (see the module's table for each one).
+
+    Build it with :meth:`from_env` (variables, then flags over them); constructing it directly
+    checks every field the same way, naming the field.
+
+    Raises:
+        InvalidArgumentError: a bad value (naming the flag or variable it came from), a missing
+            broker or store, a channel without anywhere to send.
+    """
+
+    broker_url: str
+    store_url: str
+    pulsar_admin_url: str | None = None
+    journeys_path: Path | None = None
+    sms_webhook: str | None = None
+    email_webhook: str | None = None
+    gateway_url: str | None = None
+    name: str = "worker"
+    topic: str = DEFAULT_TOPIC
+    subscription: str = DEFAULT_SUBSCRIPTION
+    consumers: int = 1
+    max_in_flight: int = 256
+    speed: float | None = None
+    clock_start: datetime | None = None
+    history_path: Path | None = None
+    health_port: int = 0
+    grace: float = 10.0
+    stats_interval: float = 10.0
+    json_logs: bool = True
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        for spec in WORKER_SETTINGS:
+            value = getattr(self, spec.attr)
+            if value is not None:
+                object.__setattr__(self, spec.attr, spec.check(spec.attr, value))
+        for channel in ("sms", "email"):
+            if getattr(self, f"{channel}_webhook") is None and self.gateway_url is None:
+                raise InvalidArgumentError(
+                    f"nowhere to send {channel}: pass --gateway URL (or --{channel}-webhook URL), "
+                    f"or set KEYLANE_GATEWAY_URL (or KEYLANE_{channel.upper()}_WEBHOOK)"
+                )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """The settings from ``environ`` (``os.environ`` if None), with ``overrides`` on top.
+
+        Args:
+            environ: the environment to read.
+            overrides: field values from the command line; a None value means "not given".
+
+        Raises:
+            InvalidArgumentError: an unknown override, a bad value (the message starts with the
+                variable or flag it came from), the broker or the store missing.
+        """
+        env = os.environ if environ is None else environ
+        unknown = sorted(set(overrides) - _BY_ATTR.keys())
+        if unknown:
+            raise InvalidArgumentError(f"unknown worker settings: {', '.join(unknown)}")
+        values: dict[str, object] = {}
+        for spec in WORKER_SETTINGS:
+            given = overrides.get(spec.attr)
+            if given is not None:
+                values[spec.attr] = spec.check(spec.flag, given)
+                continue
+            text = env.get(spec.env, "")
+            if text.strip():
+                values[spec.attr] = spec.check(spec.env, spec.parse(spec.env, text))
+        for attr, what in (("broker_url", "pulsar://host:6650"), ("store_url", "postgresql://…")):
+            if attr not in values:
+                spec = _BY_ATTR[attr]
+                raise InvalidArgumentError(
+                    f"no {attr.partition('_')[0]}: pass {spec.flag} {what} or set {spec.env}"
+                )
+        values.setdefault("name", default_worker_name())
+        return cls(**values)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, object]:
+        """Every setting for a log line: secrets as ``***``, paths and times as text.
+
+        URLs are as given; the log formatter masks their passwords.
+        """
+        described: dict[str, object] = {}
+        for spec in WORKER_SETTINGS:
+            value = getattr(self, spec.attr)
+            if value is not None and spec.secret:
+                value = "***"
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            described[spec.attr] = value
+        return described
+
+
+assert {f.name for f in fields(WorkerSettings)} == set(_BY_ATTR), "a setting without a row"
