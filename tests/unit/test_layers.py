@@ -6,7 +6,7 @@ Dependencies point down only (docs/architecture.md, "Layers"):
 1. contracts and their backends: brokers, locks, state, providers
 2. engine: lanes, check
 3. domain: journeys (pure: no asyncio, no I/O)
-4. applications: runtime, workload, audit, compare, bench, sim
+4. applications: runtime, workload, audit, compare, bench, sim, observability (metrics, tracing)
 5. web: the ASGI apps (the embedded gateway, the service's API and dashboard)
 6. service: the processes that put the runtime and the web apps together
 7. cli: the ``keylane`` command, the only place that imports typer or rich
@@ -31,7 +31,9 @@ LAYERS: dict[str, float] = {
     **dict.fromkeys(("brokers", "locks", "state", "providers"), 1),
     **dict.fromkeys(("lanes", "check"), 2),
     "journeys": 3,
-    **dict.fromkeys(("runtime", "workload", "audit", "compare", "bench", "sim"), 4),
+    **dict.fromkeys(
+        ("runtime", "workload", "audit", "compare", "bench", "sim", "observability"), 4
+    ),
     "web": 5,
     "service": 6,
     **dict.fromkeys(("cli", "__main__"), 7),
@@ -45,6 +47,7 @@ SAME_LAYER: dict[str, frozenset[str]] = {
     "audit": frozenset(),
     "bench": frozenset({"compare", "runtime", "workload", "audit"}),
     "sim": frozenset({"runtime", "workload", "audit"}),
+    "observability": frozenset({"runtime"}),
     "service": frozenset(),
     "__main__": frozenset({"cli"}),
 }

@@ -1,0 +1,121 @@
+"""The service API's ASGI app: ingest, the admin views, the stream, health and metrics.
+
+| route | auth | what |
+|---|---|---|
+| ``POST /v1/events`` | token | ingest one event or a batch (:mod:`.ingest`) |
+| ``GET /v1/subscribers/{brand}/{id}`` | token | a subscriber's state, timers, decisions, ledger |
+| ``GET /v1/keys/{key}`` | token | who holds a key, what is queued, its slot and range owner |
+| ``GET /v1/overview``, ``/v1/consumers``, ``/v1/lanes``, ``/v1/decisions`` | token | dashboard |
+| ``GET /v1/stream`` | token (or ``?token=``) | Server-Sent Events (:mod:`.stream`) |
+| ``GET /healthz`` | open | 200 while the process serves |
+| ``GET /readyz`` | open | 200 when the worker runs and the broker takes events, else 503 |
+| ``GET /metrics`` | open | Prometheus text format |
+
+:func:`create_app` takes more routes (the dashboard's page) so they share the app and its state.
+
+Imports starlette, prometheus-client and the API's modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from keylane.errors import BrokerError
+from keylane.web.api.http import error
+from keylane.web.api.ingest import post_events
+from keylane.web.api.state import ApiState
+from keylane.web.api.stream import get_stream
+from keylane.web.api.views import (
+    get_consumers,
+    get_decisions,
+    get_key,
+    get_lanes,
+    get_overview,
+    get_subscriber,
+)
+
+__all__ = ["create_app", "readiness"]
+
+
+async def healthz(request: Request) -> Response:
+    """``GET /healthz``: the process serves."""
+    return JSONResponse({"status": "alive"})
+
+
+async def readiness(state: ApiState) -> str | None:
+    """None when ready, else why not (one line)."""
+    if state.stopping.is_set():
+        return "stopping"
+    attached = state.observability.attached
+    if attached is None:
+        return "no worker runs in this process"
+    lanes = attached.worker.stats().lanes.total
+    if lanes.state != "running":
+        return f"the worker is {lanes.state}"
+    publisher = state.publisher
+    if publisher is None:
+        return "no broker to publish to"
+    if not publisher.connected:
+        try:
+            async with asyncio.timeout(1.0):
+                await publisher.connect()
+        except (BrokerError, TimeoutError, OSError) as exc:
+            return f"broker unavailable: {str(exc) or type(exc).__name__}"
+    return None
+
+
+async def readyz(request: Request) -> Response:
+    """``GET /readyz``."""
+    reason = await readiness(request.app.state.api)
+    if reason is None:
+        return JSONResponse({"ready": True})
+    return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+
+
+async def metrics(request: Request) -> Response:
+    """``GET /metrics``: every metric of this process, read now."""
+    state: ApiState = request.app.state.api
+    body = generate_latest(state.observability.metrics.registry)
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 answers in the API's error shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return error(404, "not_found", "path", f"no route {request.url.path[:200]}")
+    if status == 405:
+        return error(405, "method_not_allowed", "method", f"{request.method} is not allowed here")
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return error(status, "http_error", "", str(detail)[:200])
+
+
+def create_app(state: ApiState, routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The API's ASGI app over ``state``, with ``routes`` added (e.g. the dashboard page)."""
+    app = Starlette(
+        exception_handlers={HTTPException: _http_error},
+        routes=[
+            Route("/v1/events", post_events, methods=["POST"]),
+            Route("/v1/subscribers/{brand}/{subscriber:path}", get_subscriber, methods=["GET"]),
+            Route("/v1/keys/{key:path}", get_key, methods=["GET"]),
+            Route("/v1/overview", get_overview, methods=["GET"]),
+            Route("/v1/consumers", get_consumers, methods=["GET"]),
+            Route("/v1/lanes", get_lanes, methods=["GET"]),
+            Route("/v1/decisions", get_decisions, methods=["GET"]),
+            Route("/v1/stream", get_stream, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            *routes,
+        ],
+    )
+    app.state.api = state
+    return app
