@@ -27,14 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starlette.routing import BaseRoute
-
 from keylane.clock import Clock, SystemClock
 from keylane.journeys import JourneySet, load_default_journeys, load_journeys
 from keylane.observability import Observability, Tracing
 from keylane.observability.redact import install as install_redaction
 from keylane.service.pipeline import Pipeline, PipelineConfig
-from keylane.web.api import ApiConfig, ApiServer, ApiState, IngestPublisher, new_token
+from keylane.web.api import (
+    ApiConfig,
+    ApiRoute,
+    ApiServer,
+    ApiState,
+    IngestPublisher,
+    new_token,
+)
 
 __all__ = ["ServeConfig", "ServeInfo", "Service", "serve"]
 
@@ -70,7 +75,7 @@ class Service:
         journeys: JourneySet | None = None,
         *,
         tracing: Tracing | None = None,
-        routes: Sequence[BaseRoute] = (),
+        routes: Sequence[ApiRoute] = (),
         access_log: bool = False,
     ) -> None:
         self.config = api

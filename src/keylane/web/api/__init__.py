@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from keylane.web.api.app import create_app
 from keylane.web.api.publisher import IngestPublisher, Published
-from keylane.web.api.server import ApiServer
+from keylane.web.api.server import ApiRoute, ApiServer
 from keylane.web.api.state import ApiConfig, ApiState, new_token
 
 __all__ = [
     "ApiConfig",
+    "ApiRoute",
     "ApiServer",
     "ApiState",
     "IngestPublisher",

@@ -24,7 +24,10 @@ from keylane.errors import InvalidArgumentError
 from keylane.web.api.app import create_app
 from keylane.web.api.state import ApiState
 
-__all__ = ["ApiServer"]
+__all__ = ["ApiRoute", "ApiServer"]
+
+#: A route added to the API's app (the dashboard's page), for callers outside ``web/``.
+ApiRoute = BaseRoute
 
 #: Seconds a stopping server waits for requests in flight.
 _GRACE = 2
