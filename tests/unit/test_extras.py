@@ -28,12 +28,12 @@ def test_core_imports_and_runs_without_extras() -> None:
         """
         import asyncio
         import keylane, keylane.lanes, keylane.check, keylane.hashing, keylane.compare.strategies
-        from keylane.brokers import connect
+        from keylane.brokers import InitialPosition, connect
 
         async def main():
             async with connect("memory://") as broker:
                 producer = await broker.create_producer("t", batching=None)
-                earliest = keylane.InitialPosition.EARLIEST
+                earliest = InitialPosition.EARLIEST
                 consumer = await broker.subscribe("t", "s", initial_position=earliest)
                 await producer.send(b"x", key="k")
                 print((await consumer.receive(1)).data)
