@@ -28,12 +28,11 @@ import logging
 import os
 import signal
 import time
-from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from keylane.brokers import connect
 from keylane.check import HistoryRecorder
@@ -42,15 +41,13 @@ from keylane.journeys import JourneySet, load_default_journeys, load_journeys
 from keylane.lanes import ExhaustedPolicy, LaneConfig
 from keylane.providers import ChannelRouter, WebhookProvider
 from keylane.runtime import (
-    DecisionOutcome,
-    DecisionRecord,
     RelayConfig,
     Worker,
     WorkerConfig,
-    WorkerStats,
 )
 from keylane.runtime.settings import WorkerSettings
 from keylane.service.logs import log_event
+from keylane.service.worker_monitor import WorkerMonitor, summary
 from keylane.state import StateStore, open_store
 from keylane.web.health import HealthServer
 
@@ -64,14 +61,6 @@ EXIT_DRAIN_TIMEOUT = 1
 EXIT_KILLED = 130
 #: Seconds a drain may take beyond twice the grace (closing the consumers, the store, ...).
 DRAIN_MARGIN = 15.0
-#: Seconds between store probes, and how long one may take.
-PROBE_INTERVAL = 2.0
-PROBE_TIMEOUT = 2.0
-#: The key the store probe loads (never committed).
-PROBE_KEY = "keylane:health-probe"
-#: ``dead_lettered`` lines per stats interval, beyond which they are only counted.
-MAX_DEAD_LETTER_LINES = 20
-_RELAY_FAILURES = ("retry", "failed_permanent", "unknown")
 
 
 def _clock(settings: WorkerSettings) -> Clock:
@@ -137,9 +126,7 @@ class WorkerProcess:
         self._phase = "starting"
         self._stop = asyncio.Event()
         self._signal: str | None = None
-        self._store_error: str | None = None
-        self._lost: set[str] = set()
-        self._poison_lines = 0
+        self.monitor: WorkerMonitor | None = None
         self._saved_handlers: dict[signal.Signals, signal._HANDLER] = {}
 
     # -- readiness ---------------------------------------------------------------------------
@@ -148,8 +135,9 @@ class WorkerProcess:
         """None when ready; else why not (starting, draining, the store, a consumer)."""
         if self._phase != "running" or self.worker is None:
             return self._phase
-        if self._store_error is not None:
-            return f"state store unreachable: {self._store_error}"
+        error = None if self.monitor is None else self.monitor.store_error
+        if error is not None:
+            return f"state store unreachable: {error}"
         stats = self.worker.group.stats().by_consumer
         if not stats:
             return "no consumer subscribed"
@@ -270,7 +258,8 @@ class WorkerProcess:
             worker_config(settings),
             history=self._recorder,
         )
-        worker.handler.add_observer(self._observe)
+        self.monitor = WorkerMonitor(self._store, settings.stats_interval)
+        worker.handler.add_observer(self.monitor.observe)
         try:
             await worker.start()
         except BaseException:
@@ -299,7 +288,8 @@ class WorkerProcess:
         )
         for name in worker.group.consumer_names:
             log_event(logger, "consumer_joined", consumer=name)
-        monitor = asyncio.create_task(self._monitor(worker))
+        assert self.monitor is not None
+        monitor = asyncio.create_task(self.monitor.run(worker))
         try:
             await self._stop.wait()
         finally:
@@ -340,110 +330,6 @@ class WorkerProcess:
             signal=self._signal,
             drain_seconds=round(time.monotonic() - started, 3),
             left_unacked=stats.lanes.total.abandoned,
-            **_summary(stats),
+            **summary(stats),
         )
         return code
-
-    # -- watching ----------------------------------------------------------------------------
-
-    def _observe(self, record: DecisionRecord) -> None:
-        outcome = record.outcome
-        if outcome is DecisionOutcome.UNAVAILABLE:
-            self._store_down(record.detail or "unavailable", "decision")
-        elif outcome in (DecisionOutcome.COMMITTED, DecisionOutcome.DEDUPE):
-            self._store_up("decision")
-        elif outcome is DecisionOutcome.POISON:
-            self._poison_lines += 1
-            if self._poison_lines <= MAX_DEAD_LETTER_LINES:
-                log_event(
-                    logger,
-                    "dead_lettered",
-                    level=logging.WARNING,
-                    key=record.key,
-                    message_id=record.message_id,
-                    consumer=record.consumer,
-                    reason=record.detail,
-                )
-
-    def _store_down(self, why: str, source: str) -> None:
-        if self._store_error is None:
-            log_event(logger, "store_unavailable", level=logging.WARNING, source=source, error=why)
-        self._store_error = why
-
-    def _store_up(self, source: str) -> None:
-        if self._store_error is not None:
-            self._store_error = None
-            log_event(logger, "store_available", source=source)
-
-    async def _probe_store(self) -> None:
-        assert self._store is not None
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                await self._store.load(PROBE_KEY)
-        except TimeoutError:
-            self._store_down(f"no answer within {PROBE_TIMEOUT:g} s", "probe")
-        except Exception as exc:
-            self._store_down(str(exc) or type(exc).__name__, "probe")
-        else:
-            self._store_up("probe")
-
-    async def _monitor(self, worker: Worker) -> None:
-        interval = self.settings.stats_interval
-        next_probe = time.monotonic()
-        next_stats = next_probe + interval
-        last_stats = worker.stats()
-        last_relay = Counter(last_stats.relay.outcomes if last_stats.relay else {})
-        last_at = time.monotonic()
-        while True:
-            now = time.monotonic()
-            if now >= next_probe:
-                next_probe = now + PROBE_INTERVAL
-                await self._probe_store()
-            stats = worker.stats()
-            self._watch_consumers(stats)
-            relay = Counter(stats.relay.outcomes if stats.relay else {})
-            failures = {
-                k: relay[k] - last_relay[k] for k in _RELAY_FAILURES if relay[k] > last_relay[k]
-            }
-            if failures:
-                log_event(logger, "relay_failures", level=logging.WARNING, **failures)
-            last_relay = relay
-            if now >= next_stats and now > last_at:
-                next_stats = now + interval
-                self._log_stats(stats, last_stats, now - last_at)
-                last_stats, last_at = stats, now
-                self._poison_lines = 0
-            await asyncio.sleep(1.0)
-
-    def _watch_consumers(self, stats: WorkerStats) -> None:
-        for name, lanes in stats.lanes.by_consumer.items():
-            if lanes.consumer_closed and name not in self._lost:
-                self._lost.add(name)
-                log_event(logger, "consumer_lost", level=logging.WARNING, consumer=name)
-
-    def _log_stats(self, stats: WorkerStats, last: WorkerStats, seconds: float) -> None:
-        total, before = stats.lanes.total, last.lanes.total
-        dead = total.dead_lettered - before.dead_lettered
-        log_event(
-            logger,
-            "stats",
-            interval_seconds=round(seconds, 3),
-            acked_per_second=round((total.acked - before.acked) / seconds, 1),
-            buffered=total.buffered,
-            in_flight_keys=len(total.in_flight_keys),
-            dead_lettered_since=dead,
-            **_summary(stats),
-        )
-
-
-def _summary(stats: WorkerStats) -> dict[str, Any]:
-    total = stats.lanes.total
-    relay = stats.relay
-    return {
-        "received": total.received,
-        "acked": total.acked,
-        "dead_lettered": total.dead_lettered,
-        "decisions": dict(sorted(stats.decisions.items())),
-        "sends_created": dict(sorted(stats.sends_created.items())),
-        "relay": {} if relay is None else dict(sorted(relay.outcomes.items())),
-    }
