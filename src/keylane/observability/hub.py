@@ -20,6 +20,7 @@ from keylane.observability.decisions import DecisionLog
 from keylane.observability.instrument import (
     InstrumentedHandler,
     InstrumentedProvider,
+    annotate_decision,
     outbox_span_hook,
 )
 from keylane.observability.metrics import ServiceMetrics
@@ -93,6 +94,8 @@ class Observability:
         self.attached = Attached(worker, store, broker, clock)
         worker.handler.add_observer(self.metrics.observe)
         worker.handler.add_observer(self.decisions.observe)
+        if self.tracing is not None:
+            worker.handler.add_observer(annotate_decision)
         if worker.relay is not None:
             worker.relay.on_delivered.append(self.metrics.delivered)
             worker.relay.on_delivered.append(self.decisions.delivered)

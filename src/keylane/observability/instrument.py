@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from keylane.brokers.base import Message
@@ -30,11 +31,17 @@ from keylane.observability.metrics import ServiceMetrics
 from keylane.observability.tracing import Tracing, short_topic
 from keylane.providers import Outcome, Provider
 from keylane.providers.base import Delivery, Receipt
-from keylane.runtime import WorkerConfig
+from keylane.runtime import DecisionRecord, WorkerConfig
 from keylane.runtime.codec import TRACE_CONTEXT, trace_of
 from keylane.state import ClaimedSend
 
-__all__ = ["InstrumentedHandler", "InstrumentedProvider", "outbox_span_hook"]
+__all__ = [
+    "InstrumentedHandler",
+    "InstrumentedProvider",
+    "annotate_decision",
+    "outbox_span_hook",
+    "wrap_handler",
+]
 
 
 class InstrumentedHandler:
@@ -96,6 +103,32 @@ class InstrumentedHandler:
                 raise
             finally:
                 TRACE_CONTEXT.reset(token)
+
+
+def annotate_decision(record: DecisionRecord) -> None:
+    """A decision observer: the attempt's outcome and reasons as an event of the current span.
+
+    Observers run inside the handler call, so the current span is the ``process`` span.
+    """
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    reasons = () if record.decision is None else record.decision.reasons
+    attributes: dict[str, str | int | list[str]] = {
+        "keylane.decision.outcome": record.outcome.value,
+        "keylane.decision.reasons": [r.code.value for r in reasons],
+        "keylane.key": record.key,
+    }
+    if record.event_id is not None:
+        attributes["keylane.event_id"] = record.event_id
+    if record.event_type is not None:
+        attributes["keylane.event_type"] = record.event_type.value
+    if record.version is not None:
+        attributes["keylane.state.version"] = record.version
+    if record.decision is not None:
+        attributes["keylane.decision.sends"] = len(record.decision.sends)
+    span.add_event("decision", attributes)
+    span.set_attribute("keylane.decision.outcome", record.outcome.value)
 
 
 def wrap_handler(

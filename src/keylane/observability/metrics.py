@@ -32,6 +32,8 @@ from prometheus_client.registry import Collector
 from keylane.journeys import JourneySet, ReasonCode
 from keylane.journeys.decision import SYSTEM_JOURNEY
 from keylane.observability.sampler import Sample
+from keylane.providers import Outcome
+from keylane.providers.base import CHANNELS
 from keylane.runtime import DecisionOutcome, DecisionRecord, WorkerStats
 from keylane.state import ClaimedSend
 
@@ -173,6 +175,10 @@ _DISPATCH_SKIPS = {
 }
 
 
+#: The main ``outcome`` values of dispatch-stage sends (exposed at 0 from the start).
+DISPATCH_OUTCOMES = ("sent", "deferred", "capped", "suppressed", "stale", "unknown", "failed")
+
+
 def dispatch_outcome(word: str) -> str:
     """The ``outcome`` label of a relay outcome word (``skipped_stale`` -> ``stale``, ...)."""
     if word == "failed_permanent":
@@ -229,8 +235,18 @@ class ServiceMetrics:
         """``keylane_sends_total`` as ``(channel, stage, outcome) -> n``, for the dashboard."""
         self.ingest_counts: Tally[str] = Tally()
         """``keylane_events_ingested_total`` by outcome, for the dashboard."""
+        # Present at 0 from the first scrape (a labelled series appears once it is touched).
         for outcome in ("accepted", "invalid", "unavailable"):
-            self.ingested.labels(outcome)  # present at 0 from the first scrape
+            self.ingested.labels(outcome)
+        for decided in DecisionOutcome:
+            self.decision_duration.labels(decided.value)
+        for channel in CHANNELS:
+            for receipt in Outcome:
+                self.provider_duration.labels(channel, receipt.value)
+            for outcome in ("planned", "deferred", "capped", "suppressed", "stale"):
+                self.sends.labels(channel, "decision", outcome)
+            for outcome in DISPATCH_OUTCOMES:
+                self.sends.labels(channel, "dispatch", outcome)
 
     def collect_stats(
         self, worker: Callable[[], WorkerStats | None], sample: Callable[[], Sample | None]

@@ -85,14 +85,20 @@ async def start_service(
     journeys: JourneySet | None = None,
     clock: Clock | None = None,
     tracing: Tracing | None = None,
+    speed: float = 1.0,
+    wrap: Callable[[Any], Any] | None = None,
 ) -> Running:
     journeys = journeys or load_default_journeys()
     service = Service(api or ApiConfig(port=0, token=TOKEN), journeys, tracing=tracing)
+    wrappers = service.wrappers()
+    if wrap is not None:
+        inner = wrappers["wrap_handler"]
+        wrappers["wrap_handler"] = lambda handler, config: wrap(inner(handler, config))
     pipeline = Pipeline(
-        PipelineConfig(data_dir=tmp_path, consumers=2, history=False),
+        PipelineConfig(data_dir=tmp_path, consumers=2, history=False, speed=speed),
         journeys,
         clock or SystemClock(),
-        **service.wrappers(),
+        **wrappers,
     )
     await pipeline.start()
     try:

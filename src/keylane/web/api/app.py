@@ -19,14 +19,18 @@ Imports starlette, prometheus-client and the API's modules.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keylane.errors import BrokerError
 from keylane.web.api.http import error
@@ -42,7 +46,43 @@ from keylane.web.api.views import (
     get_subscriber,
 )
 
-__all__ = ["create_app", "readiness"]
+__all__ = ["AccessLog", "create_app", "readiness"]
+
+access_logger = logging.getLogger("keylane.web.api.access")
+
+
+class AccessLog:
+    """ASGI middleware: one ``METHOD path?query status seconds`` line per HTTP request.
+
+    The line goes through the process's handlers, whose redacting filter masks tokens in the
+    query and phone numbers in the path.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = scope.get("path", "") + (f"?{query}" if query else "")
+            access_logger.info(
+                "%s %s %d %.3fs", scope.get("method", ""), target, status,
+                time.perf_counter() - began,
+            )  # fmt: skip
 
 
 async def healthz(request: Request) -> Response:
@@ -98,9 +138,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error(status, "http_error", "", str(detail)[:200])
 
 
-def create_app(state: ApiState, routes: Sequence[BaseRoute] = ()) -> Starlette:
+def create_app(
+    state: ApiState, routes: Sequence[BaseRoute] = (), *, access_log: bool = False
+) -> Starlette:
     """The API's ASGI app over ``state``, with ``routes`` added (e.g. the dashboard page)."""
     app = Starlette(
+        middleware=[Middleware(AccessLog)] if access_log else [],
         exception_handlers={HTTPException: _http_error},
         routes=[
             Route("/v1/events", post_events, methods=["POST"]),

@@ -2,8 +2,11 @@
 
 uvicorn runs without its signal handlers (the embedding process owns its signals) and without a
 log configuration of its own: its records go to the process's handlers, where
-:func:`keylane.observability.redact.install` masks tokens and phone numbers. ``stop()`` ends the
-open SSE streams first, so shutdown does not wait for them.
+:func:`keylane.observability.redact.install` masks tokens and phone numbers. The access log is
+the app's own (logger ``keylane.web.api.access``, one line per request), because uvicorn's
+``uvicorn.access`` logger is process-wide and every uvicorn server in the process (the embedded
+gateway's too) reconfigures it. ``stop()`` ends the open SSE streams first, so shutdown does
+not wait for them.
 
 Imports uvicorn and the API's app.
 """
@@ -82,10 +85,10 @@ class ApiServer:
             return self.url
         sock = self._bind()
         config = uvicorn.Config(
-            create_app(self.state, self._routes),
+            create_app(self.state, self._routes, access_log=self._access_log),
             log_config=None,
-            log_level="info" if self._access_log else "warning",
-            access_log=self._access_log,
+            log_level="warning",
+            access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=_GRACE,
         )
