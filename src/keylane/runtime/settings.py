@@ -32,6 +32,14 @@ wins over its variable; an empty variable counts as unset.
 - ``KEYLANE_JSON_LOGS`` (``--json-logs/--no-json-logs``): one JSON object per log line; true.
 - ``KEYLANE_LOG_LEVEL`` (``--log-level``): debug, info, warning or error; info.
 
+The service API and tracing (``keylane serve``, ``keylane run``; functions of their own):
+
+- ``KEYLANE_API_TOKEN`` (:func:`api_token`): the bearer token of the ingest and admin endpoints;
+  unset: a random one is generated and printed at start.
+- ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, then ``OTEL_EXPORTER_OTLP_ENDPOINT``
+  (:func:`otlp_endpoint`): export traces over OTLP/HTTP there; unset: no export.
+- ``OTEL_SERVICE_NAME`` (:func:`otel_service_name`): the traces' ``service.name``; ``keylane``.
+
 Adding a setting is one field on :class:`WorkerSettings` and one row in :data:`WORKER_SETTINGS`
 (``secret=True`` keeps its value out of :meth:`WorkerSettings.describe`). Imports the ground
 floor and the standard library only.
@@ -58,8 +66,11 @@ __all__ = [
     "WORKER_SETTINGS",
     "Setting",
     "WorkerSettings",
+    "api_token",
     "child_environment",
     "java_home",
+    "otel_service_name",
+    "otlp_endpoint",
     "pulsar_home",
 ]
 
@@ -379,3 +390,29 @@ class WorkerSettings:
 
 
 assert {f.name for f in fields(WorkerSettings)} == set(_BY_ATTR), "a setting without a row"
+
+
+# -- the service API and tracing ---------------------------------------------------------------
+
+
+def api_token() -> str | None:
+    """``$KEYLANE_API_TOKEN``, if set and not empty (the service generates one otherwise)."""
+    return os.environ.get("KEYLANE_API_TOKEN") or None
+
+
+def otlp_endpoint() -> str | None:
+    """Where traces go: ``$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else the generic endpoint.
+
+    The traces-specific variable is a full URL (``.../v1/traces``); the generic one is the
+    collector's base URL. None (unset or empty): tracing is off.
+    """
+    return (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or None
+    )
+
+
+def otel_service_name() -> str:
+    """``$OTEL_SERVICE_NAME``, or ``keylane``."""
+    return os.environ.get("OTEL_SERVICE_NAME") or "keylane"
