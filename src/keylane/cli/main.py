@@ -18,6 +18,7 @@ from keylane.cli.errors import KeylaneGroup
 from keylane.cli.gateway import gateway_command
 from keylane.cli.publish import publish_command
 from keylane.cli.run import run_command
+from keylane.cli.serve import serve_command
 from keylane.cli.worker import worker_command
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command("demo")(demo_command)
 app.command("worker")(worker_command)
 app.command("publish")(publish_command)
 app.command("gateway")(gateway_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

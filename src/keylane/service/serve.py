@@ -145,6 +145,7 @@ class ServeConfig:
         api: the API's knobs.
         journeys_path: a journeys file; the packaged default when None.
         otlp_endpoint: export traces over OTLP/HTTP there; None: no tracing.
+        service_name: the traces' ``service.name``.
         access_log: log one (masked) line per request.
     """
 
@@ -152,6 +153,7 @@ class ServeConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     journeys_path: Path | None = None
     otlp_endpoint: str | None = None
+    service_name: str = "keylane"
     access_log: bool = True
 
 
@@ -173,7 +175,11 @@ async def serve(
         KeylaneError: a backend failed to start.
     """
     journeys = await asyncio.to_thread(_journeys, config.journeys_path)
-    tracing = None if config.otlp_endpoint is None else Tracing.otlp(config.otlp_endpoint)
+    tracing = (
+        None
+        if config.otlp_endpoint is None
+        else Tracing.otlp(config.otlp_endpoint, service_name=config.service_name)
+    )
     broker_kind = "memory" if config.pipeline.broker_url.startswith("memory") else "pulsar"
     if tracing is not None:
         tracing.broker_kind = broker_kind
