@@ -26,7 +26,9 @@ from keylane.cli.options import (
     write_json,
 )
 from keylane.cli.render.run import RunDisplay, render_run
+from keylane.runtime import settings
 from keylane.service import PipelineConfig, RunConfig, run_day
+from keylane.web.api import ApiConfig
 from keylane.workload import BlackFridaySpec
 
 __all__ = ["run_command"]
@@ -69,9 +71,17 @@ def run_command(
         Path, typer.Option(help="Where each run keeps its files (a run-<time> folder inside).")
     ] = Path(".keylane"),
     json_path: JsonOption = None,
+    serve: Annotated[
+        bool,
+        typer.Option(help="Serve the HTTP API and /metrics while the day runs (URL printed)."),
+    ] = True,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The API's port on 127.0.0.1 (0: a free one).")
+    ] = 8000,
 ) -> None:
     """Run a simulated shopping day through keylane and check what it sent."""
     check_json_target(json_path)
+    api = ApiConfig(port=port, token=settings.api_token()) if serve else None
     workdir = _data_dir(data_dir)
     config = RunConfig(
         pipeline=PipelineConfig(
@@ -88,6 +98,7 @@ def run_command(
         workload=BlackFridaySpec(subscribers=subscribers, seed=seed),
         journeys_path=journeys,
         speed=speed,
+        api=api,
     )
     quiet = json_to_stdout(json_path)
     console = Console(stderr=quiet)
@@ -97,8 +108,14 @@ def run_command(
             else f"[bold]keylane run[/bold]: replaying {events}",
             highlight=False,
         )  # fmt: skip
+
+    def serving(url: str, token: str) -> None:
+        console.print(
+            f"API and metrics on {url}  (token: {token})", highlight=False, soft_wrap=True
+        )
+
     with RunDisplay.create() as display:
-        report = asyncio.run(run_day(config, None if quiet else display))
+        report = asyncio.run(run_day(config, None if quiet else display, serving))
     if not quiet:
         console.print(render_run(report))
     write_json(json_path, report.to_json())

@@ -35,6 +35,8 @@ from keylane.journeys import Event, JourneySet, ReasonCode, load_default_journey
 from keylane.runtime import DecisionOutcome, DecisionRecord, Worker, WorkerStats
 from keylane.service.pipeline import Pipeline, PipelineConfig
 from keylane.service.report import RunReport, percentile
+from keylane.service.serve import Service
+from keylane.web.api import ApiConfig
 from keylane.web.gateway import DeliveryRecord
 from keylane.workload import (
     BlackFridaySpec,
@@ -63,6 +65,8 @@ class RunConfig:
         speed: simulated seconds per real second (> 0).
         tail: simulated time the run goes on after the last event.
         drain_timeout: real seconds to wait for the outbox at the end.
+        api: serve the HTTP API, the dashboard's data and ``/metrics`` while the day runs
+            (:class:`~keylane.service.serve.Service`); None serves nothing.
     """
 
     pipeline: PipelineConfig
@@ -72,6 +76,7 @@ class RunConfig:
     speed: float = 1440.0
     tail: timedelta = timedelta(minutes=35)
     drain_timeout: float = 30.0
+    api: ApiConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +108,13 @@ def _load(config: RunConfig) -> tuple[list[Event], JourneySet]:
 
 
 async def run_day(
-    config: RunConfig, progress: Callable[[RunProgress], None] | None = None
+    config: RunConfig,
+    progress: Callable[[RunProgress], None] | None = None,
+    on_serving: Callable[[str, str], None] | None = None,
 ) -> RunReport:
     """Run the simulated day and return the report.
+
+    With ``config.api`` the service runs alongside; ``on_serving(url, token)`` is told where.
 
     Raises:
         InvalidArgumentError: a bad journeys or events file (with the file and line), no events.
@@ -128,8 +137,14 @@ async def run_day(
                     consent.append(ConsentChange(record.key, record.committed_at, opted_in))
 
     started = time.monotonic()
-    pipeline = Pipeline(config.pipeline, journeys, clock)
+    service = None if config.api is None else Service(config.api, journeys)
+    wrappers = {} if service is None else service.wrappers()
+    pipeline = Pipeline(config.pipeline, journeys, clock, **wrappers)
     async with pipeline:
+        if service is not None:
+            url = await service.start(pipeline)
+            if on_serving is not None:
+                on_serving(url, service.token)
         worker, producer = pipeline.worker, pipeline.producer
         assert worker is not None
         assert producer is not None
@@ -150,6 +165,8 @@ async def run_day(
                     await worker.relay.drain(config.drain_timeout)
         finally:
             ticker.cancel()
+            if service is not None:
+                await service.stop()
         wall = time.monotonic() - started
         simulated = (clock.now() - first).total_seconds() / 3600
         worker_stats = worker.stats()
