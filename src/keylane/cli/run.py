@@ -77,7 +77,7 @@ def run_command(
     ] = True,
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="The API's port on 127.0.0.1 (0: a free one).")
-    ] = 8000,
+    ] = 0,
 ) -> None:
     """Run a simulated shopping day through keylane and check what it sent."""
     check_json_target(json_path)
