@@ -26,6 +26,8 @@ matching URLs):
   and the database ``keylane`` owned by the role ``keylane``. Ready once ``SELECT 1`` answers.
   ``stop`` keeps the data directory, so a restart keeps the data; a missing or unusable one is
   replaced by a fresh ``initdb``.
+* Chromium: ``up`` installs Debian's ``chromium`` and ``chromium-driver`` with apt-get when
+  ``/usr/bin/chromium`` is missing (the dashboard's browser test drives it); nothing is started.
 
 ``up`` is idempotent: a healthy server started by this script is reused, a stale pidfile or a dead
 or unhealthy process is replaced. Processes are stopped by PID only (SIGTERM, then SIGKILL).
@@ -635,6 +637,24 @@ def postgres_status() -> bool:
     return ok
 
 
+# --------------------------------------------------------------------------- chromium
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium_install() -> None:
+    """Debian's chromium and chromium-driver when missing (a failure is logged, not fatal)."""
+    if CHROMIUM.is_file():
+        log(f"chromium present ({CHROMIUM})")
+        return
+    log("chromium is missing; installing the Debian packages chromium and chromium-driver")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
+        if subprocess.run(cmd, env=env, check=False, stdin=subprocess.DEVNULL).returncode != 0:
+            log(f"warning: `{' '.join(cmd)}` failed; the browser tests will fail in CI")
+            return
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -642,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("up", "start Redis, Pulsar and PostgreSQL (reuse healthy ones)"),
+        ("up", "start Redis, Pulsar and PostgreSQL (reuse healthy ones); install Chromium"),
         ("down", "stop them all"),
         ("status", "print their state; exit 1 unless all are healthy"),
         ("env", "print the export line for KEYLANE_*_URL"),
@@ -673,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with state_lock():
                 if args.command == "up":
+                    chromium_install()
                     redis_start()
                     postgres_start()
                     pulsar_start()

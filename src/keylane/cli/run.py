@@ -29,6 +29,7 @@ from keylane.cli.render.run import RunDisplay, render_run
 from keylane.runtime import settings
 from keylane.service import PipelineConfig, RunConfig, run_day
 from keylane.web.api import ApiConfig
+from keylane.web.dashboard import dashboard_url
 from keylane.workload import BlackFridaySpec
 
 __all__ = ["run_command"]
@@ -113,6 +114,7 @@ def run_command(
         console.print(
             f"API and metrics on {url}  (token: {token})", highlight=False, soft_wrap=True
         )
+        console.print(f"Dashboard: {dashboard_url(url, token)}", highlight=False, soft_wrap=True)
 
     with RunDisplay.create() as display:
         report = asyncio.run(run_day(config, None if quiet else display, serving))

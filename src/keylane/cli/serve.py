@@ -22,6 +22,7 @@ from keylane.service.logs import configure_logging
 from keylane.service.pipeline import PipelineConfig
 from keylane.service.serve import ServeConfig, ServeInfo, serve
 from keylane.web.api import ApiConfig
+from keylane.web.dashboard import dashboard_url
 
 __all__ = ["print_serving", "serve_command"]
 
@@ -31,6 +32,7 @@ def print_serving(info: ServeInfo) -> None:
     origin = "generated; set KEYLANE_API_TOKEN to choose one" if info.token_generated else "set"
     typer.echo(f"keylane API on {info.url}  (POST {info.url}/v1/events, GET {info.url}/metrics)")
     typer.echo(f"API token: {info.token}  ({origin})")
+    typer.echo(f"dashboard: {dashboard_url(info.url, info.token)}")
     if info.gateway_url is not None:
         typer.echo(f"embedded gateway on {info.gateway_url}")
     typer.echo(f"state store: {info.store_url}; tracing: {'OTLP' if info.tracing else 'off'}")

@@ -6,12 +6,15 @@
 | ``GET /v1/subscribers/{brand}/{id}`` | token | a subscriber's state, timers, decisions, ledger |
 | ``GET /v1/keys/{key}`` | token | who holds a key, what is queued, its slot and range owner |
 | ``GET /v1/overview``, ``/v1/consumers``, ``/v1/lanes``, ``/v1/decisions`` | token | dashboard |
+| ``GET /v1/timeline?key=``, ``/v1/search?q=`` | token | a subscriber's timeline, key search |
 | ``GET /v1/stream`` | token (or ``?token=``) | Server-Sent Events (:mod:`.stream`) |
 | ``GET /healthz`` | open | 200 while the process serves |
 | ``GET /readyz`` | open | 200 when the worker runs and the broker takes events, else 503 |
 | ``GET /metrics`` | open | Prometheus text format |
+| ``GET /``, ``/dashboard`` | open | the live dashboard's page (:mod:`keylane.web.dashboard`) |
 
-:func:`create_app` takes more routes (the dashboard's page) so they share the app and its state.
+:func:`create_app` mounts the dashboard unless told not to, and takes more routes so they share
+the app and its state.
 
 Imports starlette, prometheus-client and the API's modules.
 """
@@ -37,6 +40,7 @@ from keylane.web.api.http import error
 from keylane.web.api.ingest import post_events
 from keylane.web.api.state import ApiState
 from keylane.web.api.stream import get_stream
+from keylane.web.api.timeline import get_search, get_timeline
 from keylane.web.api.views import (
     get_consumers,
     get_decisions,
@@ -45,6 +49,7 @@ from keylane.web.api.views import (
     get_overview,
     get_subscriber,
 )
+from keylane.web.dashboard import dashboard_routes
 
 __all__ = ["AccessLog", "create_app", "readiness"]
 
@@ -139,9 +144,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    state: ApiState, routes: Sequence[BaseRoute] = (), *, access_log: bool = False
+    state: ApiState,
+    routes: Sequence[BaseRoute] = (),
+    *,
+    access_log: bool = False,
+    dashboard: bool = True,
 ) -> Starlette:
-    """The API's ASGI app over ``state``, with ``routes`` added (e.g. the dashboard page)."""
+    """The API's ASGI app over ``state``, with ``routes`` added, and the dashboard's page."""
     app = Starlette(
         middleware=[Middleware(AccessLog)] if access_log else [],
         exception_handlers={HTTPException: _http_error},
@@ -153,10 +162,13 @@ def create_app(
             Route("/v1/consumers", get_consumers, methods=["GET"]),
             Route("/v1/lanes", get_lanes, methods=["GET"]),
             Route("/v1/decisions", get_decisions, methods=["GET"]),
+            Route("/v1/timeline", get_timeline, methods=["GET"]),
+            Route("/v1/search", get_search, methods=["GET"]),
             Route("/v1/stream", get_stream, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *(dashboard_routes() if dashboard else ()),
             *routes,
         ],
     )

@@ -31,22 +31,40 @@ from keylane.observability.ownership import read_subscription
 from keylane.providers.base import mask_recipient
 from keylane.runtime.codec import decode_intent
 from keylane.state import SendRecord
+from keylane.web.api.activity import recent_deliveries
 from keylane.web.api.http import Refused, authorize, error, json_response
 from keylane.web.api.state import ApiState
 
-__all__ = ["get_consumers", "get_key", "get_lanes", "get_overview", "get_subscriber", "overview"]
+__all__ = [
+    "attached_of",
+    "get_consumers",
+    "get_key",
+    "get_lanes",
+    "get_overview",
+    "get_subscriber",
+    "iso",
+    "ledger_row",
+    "overview",
+    "state_view",
+]
 
 #: Keys listed per category in the lanes view (the busiest first).
 TOP_KEYS = 100
 
 
-def _iso(epoch: float | None) -> str | None:
+def iso(epoch: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC (``...Z``); None stays None."""
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _attached(request: Request) -> tuple[ApiState, Attached]:
+def attached_of(request: Request) -> tuple[ApiState, Attached]:
+    """The state and the attached worker of an authorized request.
+
+    Raises:
+        Refused: 401 (the token), 503 no worker runs in this process.
+    """
     state: ApiState = request.app.state.api
     authorize(request, state)
     attached = state.observability.attached
@@ -55,17 +73,18 @@ def _attached(request: Request) -> tuple[ApiState, Attached]:
     return state, attached
 
 
-def _ledger_row(row: SendRecord) -> dict[str, Any]:
+def ledger_row(row: SendRecord) -> dict[str, Any]:
+    """One outbox row as JSON: status, attempts, times, and its intent (recipient masked)."""
     out: dict[str, Any] = {
         "idempotency_key": row.idempotency_key,
         "channel": row.channel,
         "status": row.status.value.lower(),
         "attempts": row.attempts,
-        "created_at": _iso(row.created_at),
-        "not_before": _iso(row.not_before),
-        "expires_at": _iso(row.expires_at),
-        "dispatched_at": _iso(row.dispatched_at),
-        "finished_at": _iso(row.finished_at),
+        "created_at": iso(row.created_at),
+        "not_before": iso(row.not_before),
+        "expires_at": iso(row.expires_at),
+        "dispatched_at": iso(row.dispatched_at),
+        "finished_at": iso(row.finished_at),
         "detail": row.detail,
     }
     try:
@@ -81,7 +100,8 @@ def _ledger_row(row: SendRecord) -> dict[str, Any]:
     return out
 
 
-def _state_view(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+def state_view(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
+    """A stored state decoded for display (recipients masked), or why it cannot be."""
     if raw is None:
         return None, None
     try:
@@ -103,7 +123,7 @@ def _state_view(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
 async def get_subscriber(request: Request) -> Response:
     """``GET /v1/subscribers/{brand}/{id}``."""
     try:
-        state, attached = _attached(request)
+        state, attached = attached_of(request)
     except Refused as refused:
         return refused.response
     brand = request.path_params["brand"]
@@ -118,7 +138,7 @@ async def get_subscriber(request: Request) -> Response:
         return error(422, "invalid_key", "key", str(exc))
     except KeylaneError as exc:
         return error(503, "store_unavailable", "", str(exc), headers={"Retry-After": "1"})
-    view, problem = _state_view(snapshot.state)
+    view, problem = state_view(snapshot.state)
     log = state.observability.decisions
     decisions = [d.to_dict() for d in log.decisions_of(key)]
     deliveries = [d.to_dict() for d in log.deliveries_of(key)]
@@ -141,12 +161,12 @@ async def get_subscriber(request: Request) -> Response:
                 "sms_ever": view.get("sms_consent_ever"),
             },
             "suppression": None if view is None else {"opted_out": view.get("opted_out")},
-            "timers": [{"timer_id": t.timer_id, "due_at": _iso(t.due_at)} for t in timers],
+            "timers": [{"timer_id": t.timer_id, "due_at": iso(t.due_at)} for t in timers],
             "decisions": decisions,
             "deliveries": deliveries,
             "decisions_scope": "this process only: the last "
             f"{log.per_key} attempts it ran for this subscriber",
-            "ledger": [_ledger_row(row) for row in ledger],
+            "ledger": [ledger_row(row) for row in ledger],
             "timeline": timeline,
         },
     )
@@ -175,7 +195,7 @@ def _holder(attached: Attached, key: str) -> dict[str, Any]:
             "status": status,
             "in_flight": key in lanes.in_flight_keys,
             "in_flight_seconds": age,
-            "since": _iso(now - age) if age is not None else None,
+            "since": iso(now - age) if age is not None else None,
             "queued": depth or 0,
             "stalled": key in lanes.stalled_keys,
             "parked_error": lanes.parked_keys.get(key),
@@ -186,7 +206,7 @@ def _holder(attached: Attached, key: str) -> dict[str, Any]:
 async def get_key(request: Request) -> Response:
     """``GET /v1/keys/{key}``."""
     try:
-        state, attached = _attached(request)
+        state, attached = attached_of(request)
     except Refused as refused:
         return refused.response
     key = request.path_params["key"]
@@ -283,7 +303,13 @@ def lanes_view(attached: Attached) -> dict[str, Any]:
 
 
 def overview(obs: Observability) -> dict[str, Any]:
-    """Everything the dashboard shows, from the latest sample and the live counters."""
+    """Everything the dashboard shows, from the latest sample and the live counters.
+
+    With a worker attached also the engine's clock (``engine_time``: simulated time in
+    ``keylane run``), committed decisions by event type (``events``) and by reason code
+    (``reasons``), ``timers_fired`` and ``stall_threshold_seconds``; always the latest relay
+    outcomes of the latest active subscribers (``recent_deliveries``).
+    """
     attached = obs.attached
     sampler = obs.sampler
     sample = None if sampler is None else sampler.latest
@@ -321,6 +347,12 @@ def overview(obs: Observability) -> dict[str, Any]:
         data["relay"] = None if stats.relay is None else dict(stats.relay.outcomes)
         data["lanes"] = lanes_view(attached)
         data["dead_letters"]["count"] = stats.lanes.total.dead_lettered
+        data["engine_time"] = attached.clock.now().isoformat().replace("+00:00", "Z")
+        data["events"] = dict(stats.events)
+        data["reasons"] = dict(stats.reasons)
+        data["timers_fired"] = stats.timers_fired
+        data["stall_threshold_seconds"] = attached.worker.config.lanes.stall_threshold
+    data["recent_deliveries"] = recent_deliveries(obs.decisions)
     return data
 
 
@@ -337,7 +369,7 @@ async def get_overview(request: Request) -> Response:
 async def get_consumers(request: Request) -> Response:
     """``GET /v1/consumers``: the subscription's consumers, ranges and draining hashes, now."""
     try:
-        _, attached = _attached(request)
+        _, attached = attached_of(request)
     except Refused as refused:
         return refused.response
     config = attached.worker.config
@@ -351,7 +383,7 @@ async def get_consumers(request: Request) -> Response:
 async def get_lanes(request: Request) -> Response:
     """``GET /v1/lanes``."""
     try:
-        _, attached = _attached(request)
+        _, attached = attached_of(request)
     except Refused as refused:
         return refused.response
     return json_response(200, lanes_view(attached))
@@ -365,7 +397,7 @@ async def get_decisions(request: Request) -> Response:
     except Refused as refused:
         return refused.response
     raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+    if not (raw.isascii() and raw.isdecimal()) or not 1 <= int(raw) <= 10_000:
         return error(400, "bad_request", "limit", "must be an integer from 1 to 10000")
     entries: list[DecisionEntry] = state.observability.decisions.recent_decisions(int(raw))
     return json_response(200, {"decisions": [e.to_dict() for e in entries]})
