@@ -1,7 +1,9 @@
-"""``Receiver``: the client's callback receive as ``await receive(timeout)``, losing nothing.
+"""``Receiver``: the client's callback receive as ``await receive(timeout)`` and
+``receive_many``, losing nothing, waking the loop once per burst.
 
-A fake client consumer records the callbacks it was given; the test completes them from a
-separate thread, as the C++ client does.
+A fake client consumer behaves as the C++ client does: a message already in its queue is handed
+to the callback at once, before ``receive_async`` returns; otherwise it keeps the callback, and
+the test completes it later from a separate thread.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ FAILED = "failed"
 
 
 class FakeClient:
-    """``receive_async`` that parks callbacks until the test fires them from a thread."""
+    """``receive_async`` that serves its queue at once and parks callbacks when it is empty."""
 
     def __init__(self) -> None:
         self.callbacks: list[Callable[[object, str], None]] = []
+        self.queue: list[str] = []
         self.requested = 0
 
     def receive_async(self, callback: Callable[[object, str], None]) -> None:
         self.requested += 1
-        self.callbacks.append(callback)
+        if self.queue:
+            callback(OK, self.queue.pop(0))
+        else:
+            self.callbacks.append(callback)
 
     async def fire(self, message: str, result: str = OK) -> None:
         callback = self.callbacks.pop(0)
@@ -97,10 +103,62 @@ async def test_concurrent_receivers_get_distinct_messages_in_order() -> None:
     rx = receiver(client)
     tasks = [asyncio.ensure_future(rx.receive(None)) for _ in range(3)]
     await asyncio.sleep(0)
-    assert client.requested == 3
+    # One client receive is outstanding at a time, whoever waits
+    assert client.requested == 1
     for m in ("m1", "m2", "m3"):
         await client.fire(m)
     assert [await t for t in tasks] == ["m1", "m2", "m3"]
+
+
+async def test_waiting_messages_are_taken_without_a_wake_up() -> None:
+    # Given 5 messages already in the client's queue
+    client = FakeClient()
+    client.queue = [f"m{i}" for i in range(5)]
+    rx = receiver(client)
+    # When receive_many asks for up to 3, then up to 10
+    first = await rx.receive_many(3, None)
+    rest = await rx.receive_many(10, None)
+    # Then it got them in order, pulled synchronously: no wake-up by a client thread
+    assert (first, rest) == (["m0", "m1", "m2"], ["m3", "m4"])
+    assert rx.wakeups == 0
+    # and asked the client only as far as needed: 5 messages and one receive left waiting
+    assert client.requested == 6
+    assert len(client.callbacks) == 1
+
+
+async def test_one_wake_up_hands_over_the_whole_burst() -> None:
+    # Given a receiver waiting on an empty client
+    client = FakeClient()
+    rx = receiver(client)
+    task = asyncio.ensure_future(rx.receive_many(100, None))
+    await asyncio.sleep(0)
+    # When one message arrives on a client thread while 49 more pile up in the client
+    client.queue = [f"m{i}" for i in range(1, 50)]
+    await client.fire("m0")
+    # Then the one wake-up returns all 50, in order
+    assert await task == [f"m{i}" for i in range(50)]
+    assert rx.wakeups == 1
+
+
+async def test_receive_many_takes_at_most_its_maximum_and_serves_the_next_waiter() -> None:
+    client = FakeClient()
+    rx = receiver(client)
+    a = asyncio.ensure_future(rx.receive_many(2, None))
+    b = asyncio.ensure_future(rx.receive_many(2, None))
+    await asyncio.sleep(0)
+    client.queue = ["m1", "m2", "m3"]
+    await client.fire("m0")
+    assert await a == ["m0", "m1"]
+    assert await b == ["m2", "m3"]
+
+
+async def test_receive_many_times_out_when_nothing_arrives() -> None:
+    client = FakeClient()
+    rx = receiver(client)
+    with pytest.raises(TimeoutError):
+        await rx.receive_many(10, 0.01)
+    await client.fire("late")
+    assert await rx.receive_many(10, 0) == ["late"]
 
 
 async def test_failed_client_receive_raises_the_mapped_error() -> None:

@@ -19,6 +19,7 @@ This module imports no backend.
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,6 +40,7 @@ from keylane.hashing import KEY_SHARED_RANGE_SIZE
 from keylane.resource import AsyncClosable
 
 __all__ = [
+    "MAX_RECEIVE_MANY",
     "BatchingType",
     "Broker",
     "Consumer",
@@ -51,6 +53,7 @@ __all__ = [
     "MessageId",
     "Producer",
     "SubscriptionType",
+    "check_max_messages",
     "normalize_topic",
     "to_seconds",
 ]
@@ -68,6 +71,20 @@ def to_seconds(value: Duration, name: str) -> float:
             :data:`keylane._validate.MAX_SECONDS` (100 years).
     """
     return check_seconds(name, value, allow_timedelta=True)
+
+
+#: Largest ``max_messages`` of :meth:`Consumer.receive_many` (the largest receiver queue).
+MAX_RECEIVE_MANY = 1_000_000
+
+
+def check_max_messages(value: object) -> int:
+    """The ``max_messages`` argument of :meth:`Consumer.receive_many` (the contract's rule).
+
+    Raises:
+        InvalidArgumentError: not an int (bools are not), below 1 or above
+            :data:`MAX_RECEIVE_MANY`.
+    """
+    return check_int("max_messages", value, 1, MAX_RECEIVE_MANY)
 
 
 def normalize_topic(topic: str) -> str:
@@ -283,6 +300,24 @@ class Producer(AsyncClosable):
     Messages of one producer with the same partition key land on the same partition, in send
     order. Keyed routing is Murmur3_32 of the UTF-8 key modulo the partition count (the Java
     client's ``Murmur3_32Hash`` scheme) on every backend.
+
+    Two ways to publish:
+
+    * ``await send(...)`` returns the message's id once the broker has stored it. On a batching
+      producer the message's batch is closed at the end of the current event-loop iteration,
+      so an awaited send never waits for ``batching_max_publish_delay`` (sends started in the
+      same iteration, e.g. by ``asyncio.gather``, still share batches). It still costs one
+      round trip to the broker per awaited message, so a loop that awaits each send before
+      starting the next logs one warning after a long run of them (``docs/backends.md``,
+      "Pipelined sends").
+    * ``future = await enqueue(...)`` returns as soon as the producer has taken the message,
+      with a future of its id; it waits only while the producer's window of unconfirmed
+      messages is full, never for the broker. Batches follow the producer's batching rules
+      (``batching_max_messages``, ``batching_max_publish_delay``, :meth:`flush`). This is the
+      fast path: many messages in flight, and no event-loop wake-up per message.
+
+    Both keep the call order: a key's messages are stored, and their futures complete, in the
+    order they were sent.
     """
 
     @property
@@ -318,7 +353,47 @@ class Producer(AsyncClosable):
             InvalidArgumentError: non-bytes data, a negative delay, both delay forms, bad
                 properties.
             AlreadyClosedError: the producer is closed.
+            BrokerError: the broker did not store the message (a subclass says why).
         """
+
+    async def enqueue(
+        self,
+        data: bytes,
+        *,
+        key: str | None = None,
+        ordering_key: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        deliver_after: Duration | None = None,
+        deliver_at: datetime | float | None = None,
+        event_time: float | None = None,
+    ) -> asyncio.Future[MessageId]:
+        """Hand one message to the producer; return once it is queued, with a future of its id.
+
+        Awaiting ``enqueue`` waits only while the producer's window of unconfirmed messages is
+        full. The future resolves with the :class:`MessageId` once the broker has stored the
+        message, or fails with the :class:`~keylane.errors.BrokerError` :meth:`send` would
+        raise. Cancelling the future does not recall the message. Arguments are those of
+        :meth:`send`, checked by the same rules.
+
+        This default wraps :meth:`send` in a task (one task per message); the backends
+        override it with a pipelined path that costs no event-loop wake-up per message.
+
+        Raises:
+            InvalidArgumentError: a bad argument (raised here, before anything is queued, by
+                the backends; the default reports it through the future).
+            AlreadyClosedError: the producer is closed.
+        """
+        return asyncio.ensure_future(
+            self.send(
+                data,
+                key=key,
+                ordering_key=ordering_key,
+                properties=properties,
+                deliver_after=deliver_after,
+                deliver_at=deliver_at,
+                event_time=event_time,
+            )
+        )
 
     @abc.abstractmethod
     async def flush(self) -> None:
@@ -365,6 +440,29 @@ class Consumer(AsyncClosable):
             TimeoutError: nothing arrived in time.
             AlreadyClosedError: the consumer is closed.
         """
+
+    async def receive_many(
+        self, max_messages: int, timeout: Duration | None = None
+    ) -> list[Message]:
+        """Return the messages already received, at least one and at most ``max_messages``.
+
+        Waits like :meth:`receive` (at most ``timeout`` seconds, forever if None) only while
+        nothing has arrived, and never for more than the first: it hands out whatever is there,
+        in receive order. The backends take everything from one wake-up of the event loop, so
+        a busy consumer costs one wake-up per burst of messages rather than one per message.
+        Cancelling it loses no message. Each message is acknowledged as if :meth:`receive` had
+        returned it.
+
+        This default returns one message from :meth:`receive`; the backends override it.
+
+        Raises:
+            InvalidArgumentError: ``max_messages`` is not an int from 1 to
+                :data:`MAX_RECEIVE_MANY`, or a bad timeout.
+            TimeoutError: nothing arrived in time.
+            AlreadyClosedError: the consumer is closed.
+        """
+        check_max_messages(max_messages)
+        return [await self.receive(timeout)]
 
     @abc.abstractmethod
     async def acknowledge(self, message: Message | MessageId) -> None:

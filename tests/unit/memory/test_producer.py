@@ -70,19 +70,37 @@ async def test_default_batching_mixes_keys_in_one_entry(broker: MemoryBroker) ->
     assert broker._logs["persistent://public/default/def"].entries[0].sticky_key == "A"
 
 
-async def test_batch_flushes_after_publish_delay(broker: MemoryBroker) -> None:
+async def test_enqueued_batch_flushes_after_publish_delay(broker: MemoryBroker) -> None:
     loop = asyncio.get_running_loop()
     producer = await broker.create_producer(
         "delay", batching=BatchingType.DEFAULT, batching_max_publish_delay=0.5
     )
     start = loop.time()
-    task = asyncio.ensure_future(producer.send(b"m0"))
+    future = await producer.enqueue(b"m0")
     await asyncio.sleep(0.4)
-    assert not task.done()
+    assert not future.done()
     assert entries_of(broker, "delay") == []
-    mid = await task
+    mid = await future
     assert loop.time() - start == pytest.approx(0.5, abs=0.01)
     assert (mid.entry_id, mid.batch_index) == (0, 0)
+
+
+async def test_awaited_send_closes_its_batch_at_the_end_of_the_iteration(
+    broker: MemoryBroker,
+) -> None:
+    # Given a batching producer with a long publish delay
+    loop = asyncio.get_running_loop()
+    producer = await broker.create_producer(
+        "now", batching=BatchingType.DEFAULT, batching_max_publish_delay=60
+    )
+    start = loop.time()
+    # When two sends start in the same iteration and a third after them
+    first = await asyncio.gather(producer.send(b"m0"), producer.send(b"m1"))
+    third = await producer.send(b"m2")
+    # Then no send waited for the delay, and the concurrent two shared one batch
+    assert loop.time() == start
+    assert entries_of(broker, "now") == [["m0", "m1"], ["m2"]]
+    assert [(i.entry_id, i.batch_index) for i in (*first, third)] == [(0, 0), (0, 1), (1, 0)]
 
 
 async def test_flush_and_close_store_open_batches(broker: MemoryBroker) -> None:

@@ -7,7 +7,8 @@ partitioned topic has one :class:`~keylane.brokers.memory.subscription.BrokerCon
 partition feeding one queue.
 
 Waiting receivers are woken once per delivered batch, not per message; ``receive`` on a
-non-empty queue returns without suspending. Imports the broker-side subscription types only.
+non-empty queue returns without suspending, and ``receive_many`` hands out what is queued (up
+to its maximum) in one call. Imports the broker-side subscription types only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from keylane.brokers.base import (
     Message,
     MessageId,
     SubscriptionType,
+    check_max_messages,
     to_seconds,
 )
 from keylane.brokers.memory.storage import TopicLog
@@ -164,8 +166,27 @@ class MemoryConsumer(Consumer):
         self._check_open()
         # The timeout is checked first, as on Pulsar, even when a message is waiting.
         seconds = None if timeout is None else to_seconds(timeout, "timeout")
-        if self._queue:
-            return self._take()
+        if not self._queue:
+            await self._wait(seconds)
+        return self._take()
+
+    async def receive_many(
+        self, max_messages: int, timeout: Duration | None = None
+    ) -> list[Message]:
+        self._check_open()
+        count = check_max_messages(max_messages)
+        seconds = None if timeout is None else to_seconds(timeout, "timeout")
+        queue = self._queue
+        if not queue:
+            await self._wait(seconds)
+        take = self._take
+        out = [take() for _ in range(min(count, len(queue)))]
+        if queue and self._waiters:
+            self._wake_one()  # another receiver waits for what this one left
+        return out
+
+    async def _wait(self, seconds: float | None) -> None:
+        """Return once the queue is not empty; TimeoutError after ``seconds`` (None: never)."""
         if seconds == 0:
             raise TimeoutError("no message prefetched")
         loop = self._loop
@@ -185,7 +206,7 @@ class MemoryConsumer(Consumer):
                     timer.cancel()
             self._check_open()
             if self._queue:
-                return self._take()
+                return
             if timed_out:
                 raise TimeoutError(f"no message within {seconds} s")
 

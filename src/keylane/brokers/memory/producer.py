@@ -6,9 +6,14 @@ batching and per batch with batching. Batching follows the C++ client: DEFAULT p
 in one batch (routed by its first message's key); KEY_BASED keeps one batch per key (ordering
 key, else partition key); a partition's batches are flushed together when they hold
 ``batching_max_messages`` messages, after ``batching_max_publish_delay``, or on flush/close.
-Delayed messages are never batched. ``send`` resolves when its entry is stored. The argument
-rules are :mod:`keylane.brokers.validation`'s; a send of bytes with ASCII str keys (which always
-encode to UTF-8) and no properties, event time or delay (the common case) skips them.
+Delayed messages are never batched. ``send`` resolves when its entry is stored; an awaited
+``send`` closes its batch at the end of the event-loop iteration (the contract's rule, so that a
+send loop never waits for the publish delay), and a long run of sends awaited in turn logs one
+warning (:class:`~keylane.brokers.serial_sends.SerialSendWatch`). ``enqueue`` returns a future
+at once: unbatched and delayed messages are stored before it returns, batched ones resolve when
+their batch is. The argument rules are :mod:`keylane.brokers.validation`'s; a send of bytes with
+ASCII str keys (which always encode to UTF-8) and no properties, event time or delay (the common
+case) skips them.
 
 Imports storage and the shared argument rules only; no dispatching and no other backend.
 """
@@ -24,7 +29,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from keylane.brokers.base import BatchingType, Duration, MessageId, Producer
-from keylane.brokers.memory.storage import NONE_KEY, Entry, InputMessage, TopicLog
+from keylane.brokers.memory.storage import NONE_KEY, InputMessage, TopicLog
+from keylane.brokers.serial_sends import SerialSendWatch
 from keylane.brokers.validation import NO_PROPERTIES, check_send_args, delivery_time
 from keylane.errors import AlreadyClosedError, BrokerError
 from keylane.hashing import partition_for_key
@@ -35,13 +41,13 @@ logger = logging.getLogger("keylane.brokers.memory")
 
 
 class _Batch:
-    __slots__ = ("entry", "error", "first_sequence_id", "messages")
+    __slots__ = ("first_sequence_id", "futures", "messages")
 
     def __init__(self, first_sequence_id: int) -> None:
         self.messages: list[InputMessage] = []
-        self.entry: Entry | None = None
-        #: Why storing the batch failed (its sends raise BrokerError from it).
-        self.error: Exception | None = None
+        #: One future per message, resolved with its id when the batch is stored (or failed
+        #: with BrokerError if storing it failed).
+        self.futures: list[asyncio.Future[MessageId]] = []
         #: Sequence id of the batch header (its first message's), for the keyless sticky key.
         self.first_sequence_id = first_sequence_id
 
@@ -49,13 +55,12 @@ class _Batch:
 class _Container:
     """The open batches of one partition."""
 
-    __slots__ = ("batches", "count", "timer", "waiters")
+    __slots__ = ("batches", "count", "timer")
 
     def __init__(self) -> None:
         self.batches: dict[str | None, _Batch] = {}
         self.count = 0
         self.timer: asyncio.TimerHandle | None = None
-        self.waiters: list[asyncio.Future[None]] = []
 
 
 class MemoryProducer(Producer):
@@ -95,6 +100,10 @@ class MemoryProducer(Producer):
         self._rr = (rng or random.Random()).randrange(self._partitions) if self._partitions else 0
         self._rr_count = 0
         self._rr_changed = -math.inf
+        #: Batched messages not stored yet (all partitions).
+        self._unflushed = 0
+        self._flush_soon: asyncio.Handle | None = None
+        self._serial = SerialSendWatch(f"producer {name!r} on {topic}")
 
     def __repr__(self) -> str:
         return f"<MemoryProducer {self._name!r} {self._topic}>"
@@ -136,6 +145,48 @@ class MemoryProducer(Producer):
         deliver_at: datetime | float | None = None,
         event_time: float | None = None,
     ) -> MessageId:
+        if self._batching is not None:
+            self._serial.awaited_send(self._unflushed, self._loop.time())
+        stored = self._publish(
+            data, key, ordering_key, properties, deliver_after, deliver_at, event_time
+        )
+        if isinstance(stored, MessageId):
+            return stored
+        if self._flush_soon is None:  # close the batch at the end of this loop iteration
+            self._flush_soon = self._loop.call_soon(self._flush_all)
+        return await stored
+
+    async def enqueue(
+        self,
+        data: bytes,
+        *,
+        key: str | None = None,
+        ordering_key: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        deliver_after: Duration | None = None,
+        deliver_at: datetime | float | None = None,
+        event_time: float | None = None,
+    ) -> asyncio.Future[MessageId]:
+        stored = self._publish(
+            data, key, ordering_key, properties, deliver_after, deliver_at, event_time
+        )
+        if isinstance(stored, MessageId):
+            future: asyncio.Future[MessageId] = self._loop.create_future()
+            future.set_result(stored)
+            return future
+        return stored
+
+    def _publish(
+        self,
+        data: bytes,
+        key: str | None,
+        ordering_key: str | None,
+        properties: Mapping[str, str] | None,
+        deliver_after: Duration | None,
+        deliver_at: datetime | float | None,
+        event_time: float | None,
+    ) -> MessageId | asyncio.Future[MessageId]:
+        """Check, route and store (or batch) one message: its id, or a future of it."""
         if self._closed:
             raise AlreadyClosedError(f"producer {self._name!r} is closed")
         # Hot path: plain bytes, ASCII-str-or-None keys and nothing else need no further checks.
@@ -170,7 +221,7 @@ class MemoryProducer(Producer):
             )
             return entry.messages[0][4]
         message: InputMessage = (data, key, ordering_key, props, self._wall_clock(), event_time)
-        return await self._add_to_batch(partition, message, sequence_id)
+        return self._add_to_batch(partition, message, sequence_id)
 
     def _fallback_key(self, key: str | None, ordering_key: str | None, sequence_id: int) -> str:
         """The keyless sticky key when the message has no key (unused otherwise)."""
@@ -182,9 +233,9 @@ class MemoryProducer(Producer):
         """Sticky key of a keyless message: Pulsar 4.x's ``"<producer name>-<sequence id>"``."""
         return f"{self._name}-{sequence_id}"
 
-    async def _add_to_batch(
+    def _add_to_batch(
         self, partition: int, message: InputMessage, sequence_id: int
-    ) -> MessageId:
+    ) -> asyncio.Future[MessageId]:
         container = self._containers[partition]
         bkey = None
         if self._key_based:
@@ -192,25 +243,21 @@ class MemoryProducer(Producer):
         batch = container.batches.get(bkey)
         if batch is None:
             batch = container.batches[bkey] = _Batch(sequence_id)
-        index = len(batch.messages)
+        future: asyncio.Future[MessageId] = self._loop.create_future()
         batch.messages.append(message)
+        batch.futures.append(future)
         container.count += 1
+        self._unflushed += 1
         if container.count >= self._max_messages:
             self._flush(partition)
         elif container.timer is None:
             container.timer = self._loop.call_later(self._max_delay, self._flush, partition)
-        if batch.entry is None:
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            container.waiters.append(waiter)
-            await waiter
-            if batch.entry is None:
-                if batch.error is not None:
-                    raise BrokerError(
-                        f"producer {self._name!r} could not store its batch on "
-                        f"{self._logs[partition].name}: {batch.error!r}"
-                    ) from batch.error
-                raise AlreadyClosedError(f"producer {self._name!r} closed before the send")
-        return batch.entry.messages[index][4]
+        return future
+
+    def _flush_all(self) -> None:
+        self._flush_soon = None
+        for partition in range(len(self._containers)):
+            self._flush(partition)
 
     def _flush(self, partition: int) -> None:
         container = self._containers[partition]
@@ -219,25 +266,34 @@ class MemoryProducer(Producer):
             container.timer = None
         if not container.count:
             return
-        batches, waiters = container.batches, container.waiters
-        container.batches, container.waiters, container.count = {}, [], 0
+        batches = container.batches
+        self._unflushed -= container.count
+        container.batches, container.count = {}, 0
         log = self._logs[partition]
         for batch in batches.values():
             try:
-                batch.entry = log.append_batch(
-                    batch.messages, self._keyless(batch.first_sequence_id)
-                )
+                entry = log.append_batch(batch.messages, self._keyless(batch.first_sequence_id))
             except Exception as exc:  # fail these sends, not the flush timer or other batches
-                batch.error = exc
                 logger.exception(
                     "memory broker: producer %r could not store a batch of %d message(s) on %s",
                     self._name,
                     len(batch.messages),
                     log.name,
                 )
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+                for future in batch.futures:
+                    if not future.done():
+                        error = BrokerError(
+                            f"producer {self._name!r} could not store its batch on "
+                            f"{log.name}: {exc!r}"
+                        )
+                        error.__cause__ = exc
+                        future.set_exception(error)
+                continue
+            for future, stored in zip(batch.futures, entry.messages, strict=True):
+                if not future.done():
+                    future.set_result(stored[4])
+        if not self._unflushed:
+            self._serial.idle(self._loop.time())
 
     def _publish_now(
         self,
@@ -270,6 +326,9 @@ class MemoryProducer(Producer):
             self._flush(partition)
 
     def _shutdown(self) -> None:
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+            self._flush_soon = None
         for partition in range(len(self._containers)):
             self._flush(partition)
         self._closed = True

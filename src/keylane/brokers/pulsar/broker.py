@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import pulsar
@@ -80,8 +81,14 @@ _POSITIONS = {
     InitialPosition.LATEST: pulsar.InitialPosition.Latest,
     InitialPosition.EARLIEST: pulsar.InitialPosition.Earliest,
 }
-#: The client's per-producer pending-message limit (``max_pending_messages``).
+#: The client's per-producer pending-message limit (``max_pending_messages``) without
+#: batching, and the least with it.
 _MAX_PENDING = 1000
+#: The most with batching: twice the batch size, so that the next batch fills while one is in
+#: flight, up to this.
+_MAX_PENDING_BATCHED = 10_000
+#: Threads for producers' blocking flushes (each producer runs at most one at a time).
+_FLUSH_THREADS = 4
 #: Largest ``operation_timeout`` and ``connection_timeout``, seconds (1 day): the client takes
 #: them as 32-bit seconds and 32-bit milliseconds (at most 24.8 days).
 MAX_CLIENT_TIMEOUT = 86_400.0
@@ -170,6 +177,7 @@ class PulsarBroker(Broker):
         self._starting: asyncio.Lock | None = None
         self._producers: set[PulsarProducer] = set()
         self._consumers: set[PulsarConsumer] = set()
+        self._flusher: ThreadPoolExecutor | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -236,6 +244,8 @@ class PulsarBroker(Broker):
         client, self._client = self._client, None
         if client is not None:
             await close_client(client)
+        if self._flusher is not None:
+            self._flusher.shutdown(wait=False)
 
     # ------------------------------------------------------------------ topics
 
@@ -259,6 +269,14 @@ class PulsarBroker(Broker):
 
     # ------------------------------------------------------------------ producers
 
+    def _flush_executor(self) -> ThreadPoolExecutor:
+        """The threads that run producers' blocking flushes (see ``producer.py``)."""
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(
+                max_workers=_FLUSH_THREADS, thread_name_prefix="keylane-pulsar-flush"
+            )
+        return self._flusher
+
     async def create_producer(
         self,
         topic: str,
@@ -273,6 +291,7 @@ class PulsarBroker(Broker):
             batching, batching_max_messages, batching_max_publish_delay, producer_name
         )
         client = await self._ensure_client()
+        max_pending = _max_pending(batching is not None, batching_max_messages)
         router = PartitionRouter(
             batching=batching is not None, max_messages=batching_max_messages, max_delay=delay
         )
@@ -289,13 +308,18 @@ class PulsarBroker(Broker):
                 batching_type=batching_type,
                 batching_max_messages=batching_max_messages,
                 batching_max_publish_delay_ms=to_millis(delay),
-                max_pending_messages=_MAX_PENDING,
+                max_pending_messages=max_pending,
                 message_router=lambda message, n: router.route(message.partition_key(), n),
             )
         except PulsarException as exc:
             raise translate(exc, f"create a producer on {full}") from exc
         producer = PulsarProducer(
-            native, topic=full, max_pending=_MAX_PENDING, on_close=self._producers.discard
+            native,
+            topic=full,
+            max_pending=max_pending,
+            batching=batching is not None,
+            executor=self._flush_executor(),
+            on_close=self._producers.discard,
         )
         self._producers.add(producer)
         return producer
@@ -410,6 +434,13 @@ class PulsarBroker(Broker):
             f"cannot subscribe {subscription!r} to {topic}: the subscription is busy "
             f"(Exclusive consumer is already connected)"
         )
+
+
+def _max_pending(batching: bool, batching_max_messages: int) -> int:
+    """The producer's window of unconfirmed messages (the client's ``max_pending_messages``)."""
+    if not batching:
+        return _MAX_PENDING
+    return min(max(_MAX_PENDING, 2 * batching_max_messages), _MAX_PENDING_BATCHED)
 
 
 def _log_path(log_file: object) -> str:

@@ -1,9 +1,16 @@
 """``PulsarConsumer``: keylane's :class:`~keylane.brokers.base.Consumer` over ``pulsar.asyncio``.
 
-Receiving: ``pulsar.asyncio.Consumer.receive`` has no timeout and loses a message when cancelled,
-so ``receive`` goes through :class:`~keylane.brokers.pulsar._receiver.Receiver` over the client
-consumer's ``receive_async`` (the call ``pulsar.asyncio`` itself wraps). Received messages are the
-client's ``_pulsar.Message`` objects, which ``pulsar.asyncio`` accepts for acks and nacks.
+Receiving: ``pulsar.asyncio.Consumer.receive`` has no timeout, loses a message when cancelled and
+wakes the event loop once per message, so ``receive`` and ``receive_many`` go through
+:class:`~keylane.brokers.pulsar._receiver.Receiver` over the client consumer's ``receive_async``
+(the call ``pulsar.asyncio`` itself wraps), which takes every message already waiting in the
+client without a wake-up. Received messages are the client's ``_pulsar.Message`` objects.
+
+Acknowledging: ``pulsar.asyncio``'s ``acknowledge`` also wakes the loop once per message (its
+callback goes through ``call_soon_threadsafe``). The client's ack only records the message in its
+ack-grouping tracker (sent to the broker every 100 ms) and completes before it returns, so
+``acknowledge`` calls the client consumer's synchronous ``acknowledge`` directly; the same for the
+non-blocking ``negative_acknowledge``, which ``pulsar.asyncio`` runs in a worker thread.
 
 Acknowledging by :class:`~keylane.brokers.base.MessageId` looks up the client message of that
 id, because only the client's own id carries the batch bookkeeping needed to ack one message of
@@ -29,10 +36,11 @@ from keylane.brokers.base import (
     Message,
     MessageId,
     SubscriptionType,
+    check_max_messages,
     to_seconds,
 )
 from keylane.brokers.pulsar._convert import message_id_from_native, optional_text
-from keylane.brokers.pulsar._errors import result_name, translate
+from keylane.brokers.pulsar._errors import result_name, translate, translate_native
 from keylane.brokers.pulsar._receiver import Receiver
 from keylane.errors import (
     AlreadyClosedError,
@@ -83,12 +91,17 @@ class PulsarConsumer(Consumer):
         #: Set as soon as close() or unsubscribe() begins: the broker may move our keys before
         #: the client's close completes.
         self._closing = False
-        receive_async = getattr(getattr(native, "_consumer", None), "receive_async", None)
-        if not callable(receive_async):
+        client_consumer = getattr(native, "_consumer", None)
+        receive_async = getattr(client_consumer, "receive_async", None)
+        if not callable(receive_async) or not callable(
+            getattr(client_consumer, "acknowledge", None)
+        ):
             raise BrokerError(
-                "this pulsar-client has no Consumer._consumer.receive_async; keylane needs "
-                "pulsar-client 3.x (see pyproject.toml)"
+                "this pulsar-client has no Consumer._consumer.receive_async/acknowledge; "
+                "keylane needs pulsar-client 3.x (see pyproject.toml)"
             )
+        #: The client's own consumer (``_pulsar.Consumer``), for the calls that do not block.
+        self._client_consumer: _pulsar.Consumer = client_consumer
         self._receiver: Receiver[_pulsar.Message] = Receiver(
             receive_async,
             ok=_pulsar.Result.Ok,
@@ -134,6 +147,21 @@ class PulsarConsumer(Consumer):
         self._held[message.message_id] = native
         return message
 
+    async def receive_many(
+        self, max_messages: int, timeout: Duration | None = None
+    ) -> list[Message]:
+        count = check_max_messages(max_messages)
+        seconds = None if timeout is None else to_seconds(timeout, "timeout")
+        self._check_open()
+        natives = await self._receiver.receive_many(count, seconds)
+        held = self._held
+        out = []
+        for native in natives:
+            message = to_message(native)
+            held[message.message_id] = native
+            out.append(message)
+        return out
+
     def _receive_error(self, result: object) -> BaseException:
         if self._closed or result == _pulsar.Result.AlreadyClosed:
             return self._closed_error()
@@ -163,9 +191,9 @@ class PulsarConsumer(Consumer):
         self._check_open()
         native, message_id = self._native_of(message)
         try:
-            await self._native.acknowledge(native)
-        except PulsarException as exc:
-            raise translate(exc, f"acknowledge on {self._topic}") from exc
+            self._client_consumer.acknowledge(native)  # completes before it returns
+        except _pulsar.PulsarException as exc:
+            raise translate_native(exc, f"acknowledge on {self._topic}") from exc
         self._held.pop(message_id, None)
 
     async def acknowledge_cumulative(self, message: Message | MessageId) -> None:
@@ -187,9 +215,9 @@ class PulsarConsumer(Consumer):
         native, message_id = self._native_of(message)
         self._held.pop(message_id, None)
         try:
-            await self._native.negative_acknowledge(native)
-        except PulsarException as exc:
-            raise translate(exc, f"negatively acknowledge on {self._topic}") from exc
+            self._client_consumer.negative_acknowledge(native)  # only records it; never blocks
+        except _pulsar.PulsarException as exc:
+            raise translate_native(exc, f"negatively acknowledge on {self._topic}") from exc
 
     async def redeliver_unacknowledged_messages(self) -> None:
         self._check_open()
