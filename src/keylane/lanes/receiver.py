@@ -1,8 +1,9 @@
 """The receive side of lanes: the buffer gate (backpressure) and the loop that feeds the lanes.
 
-Responsible for calling ``consumer.receive()`` only while there is room under
-``max_buffered_total``, and for surviving receive errors. Imports no backend: only the broker
-contract and :mod:`keylane.errors`.
+Responsible for receiving only while there is room under ``max_buffered_total``, and for
+surviving receive errors. It asks with ``consumer.receive_many(room)``, so a backend hands over a
+whole burst per wake-up (one message per call from a consumer that only has ``receive()``: the
+contract's default). Imports no backend: only the broker contract and :mod:`keylane.errors`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["BufferGate", "receive_loop", "resolve_key"]
 
 logger = logging.getLogger("keylane.lanes")
 
-#: The receive loop yields to the workers after this many receives that did not suspend.
+#: The receive loop yields to the workers after this many messages received without suspending.
 RECEIVE_BATCH = 64
 #: Backoff after a failing ``receive()`` call: first delay and maximum, in seconds.
 RECEIVE_RETRY_MIN = 0.05
@@ -61,6 +62,8 @@ async def receive_loop(
 ) -> None:
     """Receive messages while the gate has room and hand each to ``admit``; runs until cancelled.
 
+    Each call asks for at most the room left under the gate's cap, so the cap is never passed.
+
     Returns when the consumer reports it is closed (``AlreadyClosedError``). Any other receive
     error is logged, counted and retried with a doubling delay.
     """
@@ -70,7 +73,7 @@ async def receive_loop(
         if gate.buffered >= gate.cap:
             await gate.wait_for_room()
         try:
-            message = await consumer.receive()
+            messages = await consumer.receive_many(gate.cap - gate.buffered)
         except AlreadyClosedError:
             logger.warning("consumer %s is closed; lanes stop receiving", consumer.consumer_name)
             return
@@ -81,8 +84,9 @@ async def receive_loop(
             delay = min(delay * 2, RECEIVE_RETRY_MAX)
             continue
         delay = RECEIVE_RETRY_MIN
-        admit(message)
-        since_yield += 1
+        for message in messages:
+            admit(message)
+        since_yield += len(messages)
         if since_yield >= RECEIVE_BATCH:
             since_yield = 0
             await asyncio.sleep(0)
