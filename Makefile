@@ -47,6 +47,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/keylane bench broker
 	$(VENV)/bin/keylane bench soak
+	$(PY) scripts/services.py pulsar start && $(PY) scripts/services.py postgres start && $(VENV)/bin/keylane bench scale
 	bash scripts/bench-pulsar.sh
 
 services-up: $(STAMP)

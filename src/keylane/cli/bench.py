@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -28,7 +30,10 @@ from keylane.cli.options import (
     write_json,
 )
 from keylane.cli.render.bench import broker_table, engine_table, soak_table
+from keylane.cli.render.scale import WIDTH, scale_lines, scale_table
 from keylane.service.bench import bench_engine
+from keylane.service.procstat import find_postmaster, read_pid_file
+from keylane.service.scale import ScaleConfig, run_scale
 
 __all__ = ["bench_app"]
 
@@ -200,3 +205,81 @@ def store_command(
             if not json_to_stdout(json_path):
                 typer.echo(result.describe())
     write_json(json_path, [asdict(r) for r in results])
+
+
+def _worker_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"must be counts like 1,2,4, got {text!r}") from None
+    if not counts or any(n < 1 or n > 16 for n in counts):
+        raise typer.BadParameter(f"each count must be 1 to 16, got {text!r}")
+    return counts
+
+
+@bench_app.command("scale")
+def scale_command(
+    broker: BrokerOption = "pulsar://127.0.0.1:6650",
+    pulsar_admin_url: Annotated[
+        str, typer.Option(help="Pulsar admin REST URL.")
+    ] = "http://127.0.0.1:8080",
+    store: Annotated[
+        str, typer.Option(help="PostgreSQL URL; each point gets a fresh schema, dropped after.")
+    ] = "postgresql://keylane@127.0.0.1:5440/keylane",
+    workers: Annotated[str, typer.Option(help="Worker process counts, comma-separated.")] = "1,2,4",
+    events: Annotated[int, typer.Option(min=100, help="Events of the saturation phase.")] = 20_000,
+    latency_seconds: Annotated[
+        float, typer.Option(min=1, help="Seconds of the fixed-rate latency phase.")
+    ] = 8.0,
+    latency_rate: Annotated[
+        float | None,
+        typer.Option(min=1, help="Events/s of the latency phase (default: half of 1 worker's)."),
+    ] = None,
+    subscribers: Annotated[
+        int, typer.Option(min=100, help="Subscribers of the synthetic day.")
+    ] = 10_000,
+    consumers: Annotated[int, typer.Option(min=1, help="Consumers per worker process.")] = 1,
+    broker_pid_file: Annotated[
+        Path, typer.Option(help="The Pulsar broker's pid file (for its CPU).")
+    ] = Path(".services/pulsar.pid"),
+    store_pid: Annotated[
+        int | None,
+        typer.Option(help="The PostgreSQL server's pid (default: the one on the URL's port)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where histories and logs go (default a temp dir).")
+    ] = None,
+    json_path: JsonOption = None,
+) -> None:
+    """N keylane worker processes on real Pulsar and PostgreSQL: events/s, p99 and CPU per N."""
+    check_json_target(json_path)
+    counts = _worker_counts(workers)
+    port = urlsplit(store).port or 5432
+    config = ScaleConfig(
+        broker_url=broker,
+        admin_url=pulsar_admin_url,
+        store_url=store,
+        data_dir=data_dir or Path(tempfile.mkdtemp(prefix="keylane-scale-")),
+        workers=counts,
+        events=events,
+        latency_seconds=latency_seconds,
+        latency_rate=latency_rate,
+        subscribers=subscribers,
+        consumers=consumers,
+        broker_pid=read_pid_file(broker_pid_file),
+        store_pid=store_pid if store_pid is not None else find_postmaster(port),
+    )
+    quiet = json_to_stdout(json_path)
+    if not quiet:
+        typer.echo(
+            f"keylane bench scale: {', '.join(map(str, counts))} worker(s) on {broker}, store "
+            f"{store}; broker pid {config.broker_pid or '-'}, store pid {config.store_pid or '-'}; "
+            f"files in {config.data_dir}"
+        )
+    report = asyncio.run(run_scale(config))
+    if not quiet:
+        console = Console()
+        Console(width=max(console.width, WIDTH)).print(scale_table(report))
+        for line in scale_lines(report):
+            typer.echo(line)
+    write_json(json_path, report.as_dict())

@@ -2,12 +2,14 @@
 
 Thin: options to a :class:`keylane.service.publish.PublishConfig`, then
 :func:`~keylane.service.publish.publish_load`, then one summary line (or ``--json``). SIGTERM
-stops the run after the sends in flight and exits 0; SIGINT does the same and exits 130.
+stops the run after the sends in flight and exits 0; SIGINT does the same and exits 130; a
+second signal exits 130 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -37,6 +39,8 @@ async def _publish(config: PublishConfig, interrupted: list[str]) -> PublishSumm
     running: list[Publisher] = []
 
     def stop(name: str) -> None:
+        if interrupted:  # a second signal: now, whatever is in flight
+            os._exit(EXIT_INTERRUPTED)
         interrupted.append(name)
         for publisher in running:
             publisher.stop()
@@ -115,10 +119,11 @@ def publish_command(
     summary = asyncio.run(_publish(config, interrupted))
     if not json_to_stdout(json_path):
         early = f" (stopped early: {interrupted[0] if interrupted else 'time'})"
+        lost = f"; {summary.unconfirmed:,} not confirmed" if summary.unconfirmed else ""
         typer.echo(
             f"published {summary.published:,} of {summary.selected:,} events in "
             f"{summary.seconds:.2f} s: {summary.rate:,.0f} events/s"
-            f"{early if summary.stopped_early else ''}"
+            f"{early if summary.stopped_early else ''}{lost}"
         )
     write_json(json_path, summary.as_dict())
     if "SIGINT" in interrupted:

@@ -10,10 +10,11 @@ subscriber, as the schema's JSON, paced by one of:
   ``--speed`` and ``--clock-start``;
 - neither: as fast as the broker takes them.
 
-Sends are pipelined: up to ``window`` in flight, started in event order (a producer keeps its
-call order per key, so each subscriber's events are published in order). ``seconds`` bounds
-the run; :meth:`Publisher.stop` ends it after the sends in flight (the CLI calls it on SIGTERM
-and SIGINT).
+Sends are pipelined (:meth:`~keylane.brokers.base.Producer.enqueue`): up to ``window``
+unconfirmed, handed over in event order (a producer keeps its call order per key, so each
+subscriber's events are published in order). ``seconds`` bounds the run; :meth:`Publisher.stop`
+ends it after the sends in flight (the CLI calls it on SIGTERM and SIGINT); confirmations still
+missing ``confirm_timeout`` seconds after the last send are given up on and counted.
 
 With ``history_path`` every publication is a checker record
 ``{"published": true, "key", "seq", "message_id", "sent": <time.monotonic() at the send>}``;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -36,7 +38,7 @@ from typing import IO
 
 from keylane._validate import check_int, check_number, check_seconds
 from keylane.brokers import connect
-from keylane.brokers.base import Producer
+from keylane.brokers.base import MessageId, Producer
 from keylane.errors import InvalidArgumentError
 from keylane.journeys import Event
 from keylane.runtime import DEFAULT_TOPIC, encode_event
@@ -44,7 +46,14 @@ from keylane.runtime.codec import seq_of_position
 from keylane.state import Position
 from keylane.workload import BlackFridaySpec, generate, load_events_file
 
-__all__ = ["PublishConfig", "PublishSummary", "Publisher", "publish_load", "select_events"]
+__all__ = [
+    "PublicationLog",
+    "PublishConfig",
+    "PublishSummary",
+    "Publisher",
+    "publish_load",
+    "select_events",
+]
 
 #: Publication records buffered before they are written to the history file.
 _FLUSH_EVERY = 256
@@ -66,6 +75,7 @@ class PublishConfig:
         speed: publish at the events' times on a clock this fast (not with ``rate``).
         seconds: stop after this many seconds (None: when the events run out).
         window: sends in flight at most.
+        confirm_timeout: seconds to wait, at the end, for the broker's last confirmations.
         history_path: record every publication for ``keylane check`` (JSON Lines).
 
     Raises:
@@ -83,6 +93,7 @@ class PublishConfig:
     speed: float | None = None
     seconds: float | None = None
     window: int = 1000
+    confirm_timeout: float = 30.0
     history_path: Path | None = None
 
     def __post_init__(self) -> None:
@@ -98,6 +109,7 @@ class PublishConfig:
         if self.seconds is not None:
             check_seconds("seconds", self.seconds, allow_zero=False)
         check_int("window", self.window, 1, 100_000)
+        check_seconds("confirm_timeout", self.confirm_timeout, allow_zero=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +118,7 @@ class PublishSummary:
 
     Attributes:
         published: events the broker confirmed.
+        unconfirmed: events sent whose confirmation did not come within the confirm timeout.
         selected: events the run had to publish.
         seconds: from the first send to the last confirmation.
         rate: ``published / seconds``.
@@ -115,6 +128,7 @@ class PublishSummary:
     """
 
     published: int
+    unconfirmed: int
     selected: int
     seconds: float
     rate: float
@@ -147,26 +161,32 @@ def select_events(config: PublishConfig) -> list[Event]:
     return selected
 
 
-class _PublicationLog:
-    """Publication records with their send time, appended to a JSON Lines file."""
+class PublicationLog:
+    """Publication records with their send time, written to a JSON Lines file (replaced).
+
+    Records are buffered and written every 256, and on :meth:`flush` and :meth:`close`.
+    """
 
     def __init__(self, path: Path) -> None:
         self._file: IO[str] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self._pending: list[str] = []
 
     def add(self, key: str, seq: int, message_id: str, sent: float) -> None:
+        """Record one publication (``sent``: ``time.monotonic()`` when it was handed over)."""
         record = {"published": True, "key": key, "seq": seq, "message_id": message_id}
         self._pending.append(json.dumps({**record, "sent": sent}, ensure_ascii=True))
         if len(self._pending) >= _FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered records."""
         if self._pending:
             self._file.write("\n".join(self._pending) + "\n")
             self._pending.clear()
             self._file.flush()
 
     def close(self) -> None:
+        """Flush and close the file."""
         try:
             self.flush()
         finally:
@@ -190,7 +210,7 @@ class Publisher:
         events: list[Event],
         config: PublishConfig,
         *,
-        log: _PublicationLog | None = None,
+        log: PublicationLog | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._producer = producer
@@ -199,7 +219,7 @@ class Publisher:
         self._log = log
         self._monotonic = monotonic
         self._stop = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Future[MessageId]] = set()
         self._room = asyncio.Event()
         self._error: BaseException | None = None
         self.published = 0
@@ -243,16 +263,22 @@ class Publisher:
             if self._stop.is_set() or self._error is not None:
                 stopped = True
                 break
-            task = asyncio.get_running_loop().create_task(self._send(event))
-            self._inflight.add(task)
-            task.add_done_callback(self._finished)
+            sent = self._monotonic()
+            future = await self._producer.enqueue(encode_event(event), key=event.key)
+            self._inflight.add(future)
+            future.add_done_callback(functools.partial(self._finished, event.key, sent))
         if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+            # Bounded: a broker that never confirms must not keep the process forever.
+            await asyncio.wait(set(self._inflight), timeout=self._config.confirm_timeout)
+        unconfirmed = len(self._inflight)
+        for future in list(self._inflight):
+            future.cancel()
         seconds = max(self._monotonic() - started, 1e-9)
         if self._error is not None:
             raise self._error
         return PublishSummary(
             published=self.published,
+            unconfirmed=unconfirmed,
             selected=len(self._events),
             seconds=seconds,
             rate=self.published / seconds,
@@ -268,19 +294,20 @@ class Publisher:
                 await self._stop.wait()
         return self._stop.is_set()
 
-    async def _send(self, event: Event) -> None:
-        sent = self._monotonic()
-        message_id = await self._producer.send(encode_event(event), key=event.key)
+    def _finished(self, key: str, sent: float, future: asyncio.Future[MessageId]) -> None:
+        self._inflight.discard(future)
+        self._room.set()
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            if self._error is None:
+                self._error = error
+            return
         self.published += 1
         if self._log is not None:
-            seq = seq_of_position(Position.of(message_id))
-            self._log.add(event.key, seq, str(message_id), sent)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._room.set()
-        if not task.cancelled() and task.exception() is not None and self._error is None:
-            self._error = task.exception()
+            message_id = future.result()
+            self._log.add(key, seq_of_position(Position.of(message_id)), str(message_id), sent)
 
 
 async def publish_load(
@@ -298,7 +325,7 @@ async def publish_load(
         KeylaneError: the broker failed.
     """
     events = await asyncio.to_thread(select_events, config)
-    log = None if config.history_path is None else _PublicationLog(config.history_path)
+    log = None if config.history_path is None else PublicationLog(config.history_path)
     try:
         async with connect(config.broker_url, **config.broker_options) as broker:
             producer = await broker.create_producer(config.topic)

@@ -1,0 +1,410 @@
+"""``keylane bench scale``: 1, 2 and 4 worker processes on one subscription, measured.
+
+Per point (a fresh topic and a fresh PostgreSQL schema, so every point starts equal), with one
+``keylane gateway`` process for the whole run:
+
+1. start N ``keylane worker`` processes (one Key_Shared subscription, each with its own history
+   file and ``/readyz``), wait until all are ready;
+2. **saturation**: ``keylane publish`` sends ``events`` events of the synthetic day (no bot) as
+   fast as it can; the workers decide them. Throughput is the events over the time from the
+   first send to the last commit (from the histories); p99 there is mostly queueing;
+3. **latency**: ``keylane publish`` sends the next events at a fixed ``latency_rate`` for
+   ``latency_seconds`` (default half the first point's throughput, the same for every point);
+   p50/p99 of publish (the send started) to commit (the commit returned), from the histories;
+4. SIGTERM the workers (each must drain and exit 0), check the merged histories (the checker
+   must be clean) and the gateway's duplicate count.
+
+CPU during the saturation window (from the first decision to the last), in cores: the Pulsar
+broker's java process, the PostgreSQL server and its backends, each worker, the gateway and the
+publisher (``/proc/<pid>/stat``), and the whole machine (``/proc/stat``; "other" is what none of
+these used: other programs on the machine). From them, :func:`saturation` says what saturates
+and :func:`flattening` where the curve flattens: computed, not asserted.
+
+Imports the service's process helpers, the checker and the stdlib; asyncpg only to drop the
+schemas afterwards; no CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from keylane.check import check, read_history
+from keylane.service.procstat import machine_cpu, process_cpu, tree_cpu
+from keylane.service.report import percentile
+from keylane.service.scale_procs import (
+    Child,
+    DecisionTail,
+    ScaleBenchError,
+    check_alive,
+    delete_topics,
+    drop_schema,
+    finish_publisher,
+    free_port,
+    gateway_stats,
+    read_published,
+    spawn,
+    wait_decided,
+    wait_gateway,
+    wait_ready,
+)
+
+__all__ = [
+    "Cpu",
+    "ScaleConfig",
+    "ScalePoint",
+    "ScaleReport",
+    "flattening",
+    "run_scale",
+    "saturation",
+]
+
+#: A point's throughput must beat the previous one by this factor, else the curve flattened.
+FLAT_GAIN = 1.15
+#: A share of the machine's cores above which the machine counts as saturated.
+BUSY_SHARE = 0.9
+#: A worker using this much of one core is bound by its (single-threaded) event loop.
+LOOP_BOUND = 0.85
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleConfig:
+    """What the scale-out benchmark runs.
+
+    Args:
+        broker_url, admin_url: the Pulsar broker and its admin REST URL.
+        store_url: a PostgreSQL URL; each point uses a fresh ``?schema=``, dropped afterwards.
+        workers: the worker counts to measure.
+        events: events of the saturation phase.
+        latency_seconds: length of the latency phase.
+        latency_rate: events/s of the latency phase (None: half the first point's throughput).
+        subscribers: subscribers of the synthetic day.
+        consumers: Key_Shared consumers per worker process.
+        broker_pid, store_pid: the broker's and the store's server pids (None: not measured).
+        data_dir: where the histories and logs go.
+        phase_timeout: seconds a phase may take before the point fails.
+    """
+
+    broker_url: str
+    admin_url: str
+    store_url: str
+    data_dir: Path
+    workers: tuple[int, ...] = (1, 2, 4)
+    events: int = 20_000
+    latency_seconds: float = 8.0
+    latency_rate: float | None = None
+    subscribers: int = 10_000
+    consumers: int = 1
+    broker_pid: int | None = None
+    store_pid: int | None = None
+    phase_timeout: float = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cpu:
+    """Cores used on average over the saturation window (CPU seconds / wall seconds)."""
+
+    broker: float | None
+    store: float | None
+    workers: float
+    worker_max: float
+    gateway: float
+    publisher: float
+    machine: float
+    other: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScalePoint:
+    """One worker count, measured."""
+
+    workers: int
+    events: int
+    seconds: float
+    events_per_second: float
+    saturation_p50_ms: float
+    saturation_p99_ms: float
+    latency_rate: float
+    latency_events: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    cpu: Cpu
+    checker_clean: bool
+    duplicate_deliveries: int
+    deliveries: int
+    exit_codes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleReport:
+    """Every point, where the curve flattens and what saturates at each point."""
+
+    points: tuple[ScalePoint, ...]
+    cores: int
+    flattens: str
+    saturates: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        """The report as a JSON-ready dict."""
+        return asdict(self)
+
+
+def _with_schema(url: str, schema: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("schema="))
+    query = f"{query}&schema={schema}" if query else f"schema={schema}"
+    return urlunsplit(parts._replace(query=query))
+
+
+def flattening(points: tuple[ScalePoint, ...]) -> str:
+    """Where the throughput stops growing by at least ``FLAT_GAIN`` per step, in words."""
+    for before, after in itertools.pairwise(points):
+        gain = after.events_per_second / before.events_per_second
+        if gain < FLAT_GAIN:
+            return (
+                f"flattens at {before.workers} worker(s): {after.workers} give x{gain:.2f} of "
+                f"{before.workers}'s events/s"
+            )
+    if len(points) < 2:
+        return "one point: no curve"
+    return f"does not flatten up to {points[-1].workers} workers"
+
+
+def saturation(point: ScalePoint, cores: int) -> str:
+    """What limits ``point``, from its CPU figures (see the module docstring)."""
+    cpu = point.cpu
+    parts = {"workers": cpu.workers, "broker": cpu.broker or 0.0, "store": cpu.store or 0.0}
+    top = max(parts, key=lambda k: parts[k])
+    spent = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+    if cpu.machine >= BUSY_SHARE * cores:
+        return (
+            f"the machine's {cores} cores ({cpu.machine:.2f} busy; {spent}; other "
+            f"{cpu.other:.2f}): {top} use the most"
+        )
+    if cpu.worker_max >= LOOP_BOUND:
+        return f"the workers' event loops (the busiest at {cpu.worker_max:.2f} of a core)"
+    return f"no CPU ({cpu.machine:.2f} of {cores} cores busy; {spent}): waiting, not computing"
+
+
+class _CpuWindow:
+    """CPU readings of every measured process at the start and the end of a window."""
+
+    def __init__(self, config: ScaleConfig, workers: list[Child], gateway: Child) -> None:
+        self._config = config
+        self._workers = workers
+        self._gateway = gateway
+        self._start = self._read()
+        self._started = time.monotonic()
+
+    def _read(self) -> dict[str, float | None]:
+        config = self._config
+        values: dict[str, float | None] = {
+            "broker": None if config.broker_pid is None else process_cpu(config.broker_pid),
+            "store": None if config.store_pid is None else tree_cpu(config.store_pid),
+            "gateway": process_cpu(self._gateway.pid),
+            "machine": machine_cpu().busy,
+        }
+        for child in self._workers:
+            values[child.name] = process_cpu(child.pid)
+        return values
+
+    def finish(self, publisher_seconds: float) -> Cpu:
+        """The cores used since the start; ``publisher_seconds`` of CPU the publisher used."""
+        end, wall = self._read(), max(time.monotonic() - self._started, 1e-6)
+
+        def used(key: str) -> float | None:
+            a, b = self._start.get(key), end.get(key)
+            return None if a is None or b is None else (b - a) / wall
+
+        publisher = publisher_seconds / wall
+        each = [used(child.name) or 0.0 for child in self._workers]
+        broker, store, gateway = used("broker"), used("store"), used("gateway") or 0.0
+        machine = used("machine") or 0.0
+        known = sum(each) + (broker or 0.0) + (store or 0.0) + gateway + publisher
+        return Cpu(
+            broker=broker,
+            store=store,
+            workers=sum(each),
+            worker_max=max(each, default=0.0),
+            gateway=gateway,
+            publisher=publisher,
+            machine=machine,
+            other=max(0.0, machine - known),
+        )
+
+
+def _latencies(sent: dict[str, float], committed: dict[str, float]) -> list[float]:
+    return [committed[m] - t for m, t in sent.items() if m in committed]
+
+
+def _int(stats: dict[str, object], name: str) -> int:
+    value = stats.get(name, 0)
+    return value if isinstance(value, int) else 0
+
+
+class _Point:
+    """The processes and files of one worker count."""
+
+    def __init__(self, config: ScaleConfig, n: int, run_id: str, gateway: tuple[Child, str]):
+        self.config = config
+        self.n = n
+        self.directory = config.data_dir / f"{n}-workers"
+        self.topic = f"persistent://public/default/keylane-scale-{run_id}-{n}"
+        self.schema = f"keylane_scale_{run_id}_{n}"
+        self.gateway, self.gateway_url = gateway
+        self.workers: list[Child] = []
+        self.publishers: list[Child] = []
+        self.tail = DecisionTail([self.directory / f"worker-{i}.jsonl" for i in range(n)])
+
+    async def start_workers(self) -> None:
+        config = self.config
+        store = _with_schema(config.store_url, self.schema)
+        ports = []
+        for i in range(self.n):
+            port = free_port()
+            args = [
+                *("worker", "--broker", config.broker_url, "--pulsar-admin-url", config.admin_url),
+                *("--store", store, "--gateway", self.gateway_url, "--topic", self.topic),
+                *("--name", f"scale-{self.n}-{i}", "--consumers", str(config.consumers)),
+                *("--history", str(self.directory / f"worker-{i}.jsonl")),
+                *("--health-port", str(port)),
+            ]
+            log = self.directory / f"worker-{i}.log"
+            self.workers.append(await spawn(f"worker-{i}", args, log))
+            ports.append(port)
+        await wait_ready(list(zip(self.workers, ports, strict=True)))
+
+    async def publish(self, phase: str, extra: list[str]) -> tuple[Child, Path]:
+        config = self.config
+        history = self.directory / f"publish-{phase}.jsonl"
+        args = [
+            *("publish", "--broker", config.broker_url, "--pulsar-admin-url", config.admin_url),
+            *("--topic", self.topic, "--subscribers", str(config.subscribers), "--bot-views", "0"),
+            *("--history", str(history), "--json", "-", *extra),
+        ]
+        log = self.directory / f"publish-{phase}.log"
+        child = await spawn(f"publish-{phase}", args, log, capture=True)
+        self.publishers.append(child)
+        return child, history
+
+    async def saturation(self) -> tuple[dict[str, float], Cpu]:
+        """Publish ``events`` unpaced; the CPU from the first decision to the last."""
+        config, what = self.config, "the saturation phase"
+        publisher, history = await self.publish("saturation", ["--count", str(config.events)])
+        await wait_decided(self.tail, 1, config.phase_timeout, self.workers, what)
+        window = _CpuWindow(config, self.workers, self.gateway)
+        first = last = process_cpu(publisher.pid) or 0.0
+        deadline = time.monotonic() + config.phase_timeout
+        while self.tail.poll() < config.events:
+            check_alive(self.workers, what)
+            if time.monotonic() > deadline:
+                raise ScaleBenchError(f"{what}: {len(self.tail.decided)} of {config.events}")
+            last = process_cpu(publisher.pid) or last
+            await asyncio.sleep(0.1)
+        cpu = window.finish(publisher_seconds=last - first)
+        await finish_publisher(publisher)
+        return read_published(history), cpu
+
+    async def latency(self, rate: float) -> dict[str, float]:
+        """Publish the next events at ``rate`` for ``latency_seconds``; wait until decided."""
+        config = self.config
+        count = max(1, round(rate * config.latency_seconds))
+        extra = ["--skip", str(config.events), "--count", str(count), "--rate", f"{rate:.3f}"]
+        publisher, history = await self.publish("latency", extra)
+        await finish_publisher(publisher)
+        sent = read_published(history)
+        target = config.events + len(sent)
+        await wait_decided(self.tail, target, config.phase_timeout, self.workers, "latency")
+        return sent
+
+    async def stop(self) -> tuple[int, ...]:
+        for child in self.publishers:
+            await child.stop(timeout=10)
+        return tuple([await child.stop() for child in self.workers])
+
+    async def clean_up(self) -> None:
+        dead_letters = f"{self.topic}-keylane-decisions-DLQ"
+        await delete_topics(self.config.admin_url, [self.topic, dead_letters])
+        await drop_schema(self.config.store_url, self.schema)
+
+
+async def _point(
+    config: ScaleConfig, n: int, rate: float | None, gateway: tuple[Child, str], run_id: str
+) -> ScalePoint:
+    point = _Point(config, n, run_id, gateway)
+    point.directory.mkdir(parents=True, exist_ok=True)
+    before = await gateway_stats(point.gateway_url)
+    try:
+        await point.start_workers()
+        sent, cpu = await point.saturation()
+        committed = [point.tail.committed[m] for m in sent if m in point.tail.committed]
+        seconds = max(committed) - min(sent.values())
+        throughput = len(sent) / seconds
+        latency_rate = rate if rate is not None else throughput / 2
+        paced = await point.latency(latency_rate)
+    finally:
+        codes = await point.stop()
+    after = await gateway_stats(point.gateway_url)
+    files = sorted(point.directory.glob("*.jsonl"))
+    report = await asyncio.to_thread(lambda: check(read_history(files)))
+    await point.clean_up()
+    saturated = _latencies(sent, point.tail.committed)
+    latencies = _latencies(paced, point.tail.committed)
+    return ScalePoint(
+        workers=n,
+        events=len(sent),
+        seconds=seconds,
+        events_per_second=throughput,
+        saturation_p50_ms=percentile(saturated, 0.5) * 1000,
+        saturation_p99_ms=percentile(saturated, 0.99) * 1000,
+        latency_rate=latency_rate,
+        latency_events=len(paced),
+        latency_p50_ms=percentile(latencies, 0.5) * 1000,
+        latency_p99_ms=percentile(latencies, 0.99) * 1000,
+        cpu=cpu,
+        checker_clean=report.clean,
+        duplicate_deliveries=_int(after, "duplicate_deliveries"),
+        deliveries=_int(after, "deliveries") - _int(before, "deliveries"),
+        exit_codes=codes,
+    )
+
+
+async def run_scale(config: ScaleConfig) -> ScaleReport:
+    """Measure every worker count of ``config`` in turn; return the report.
+
+    Raises:
+        ScaleBenchError: a process failed or a phase did not finish in time.
+        KeylaneError: the gateway could not start.
+    """
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    run_id = secrets.token_hex(3)
+    gateway = await spawn(
+        "gateway",
+        ["gateway", "--port", "0", "--log", str(config.data_dir / "gateway.jsonl")],
+        config.data_dir / "gateway.log",
+        capture=True,
+    )
+    points: list[ScalePoint] = []
+    try:
+        url = await wait_gateway(gateway)
+        rate = config.latency_rate
+        for n in config.workers:
+            point = await _point(config, n, rate, (gateway, url), run_id)
+            points.append(point)
+            rate = point.latency_rate
+    finally:
+        await gateway.stop()
+    cores = os.cpu_count() or 1
+    measured = tuple(points)
+    return ScaleReport(
+        points=measured,
+        cores=cores,
+        flattens=flattening(measured),
+        saturates=tuple(saturation(p, cores) for p in measured),
+    )
