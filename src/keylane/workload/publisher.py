@@ -5,11 +5,12 @@ first event's ``occurred_at``. The publisher walks the events in order and start
 every event that is due (``occurred_at <= clock.now()``), keyed by the subscriber (``event.key``),
 as the schema's JSON (:func:`~keylane.runtime.codec.encode_event`).
 
-- **Pipelined.** Sends are started without waiting for the previous ones: a batching producer's
-  ``send`` returns only once its batch is stored, so awaiting each in turn would publish one
-  batch per publish delay. Up to ``batch`` sends are in flight; the publisher waits only when
-  that window is full. Sends are started in event order, and the broker contract keeps a
-  producer's call order per key, so each subscriber's events are published in order.
+- **Pipelined.** Each event is handed over with ``producer.enqueue`` (the broker contract's
+  pipelined send), which returns at once with a future of the message's id, instead of an
+  awaited ``send`` per event (one round trip to the broker each). Up to ``batch`` events are
+  in flight; the publisher waits only when that window is full. Events are enqueued in order,
+  and the contract keeps a producer's call order per key, so each subscriber's events are
+  published in order.
 - **Never early.** An event is sent only once the clock has reached its time; between events
   the publisher sleeps the real time the clock needs (``gap / speed`` for a clock with a
   ``speed``, else it polls every ``tick`` seconds, e.g. a :class:`~keylane.clock.ManualClock`).
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,7 +114,7 @@ class ScheduledPublisher:
         self._tick = float(tick)
         speed = getattr(clock, "speed", None)
         self._speed = float(speed) if isinstance(speed, int | float) and speed > 0 else None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Future[MessageId]] = set()
         self._room = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -194,7 +196,7 @@ class ScheduledPublisher:
             behind = (now - due).total_seconds()
             self._behind = behind
             self._max_behind = max(self._max_behind, behind)
-            self._start(event)
+            await self._start(event)
         self._next_due = None
 
     async def _sleep(self, clock_seconds: float) -> None:
@@ -204,26 +206,33 @@ class ScheduledPublisher:
             async with asyncio.timeout(max(real, 0.0)):
                 await self._wake.wait()
 
-    def _start(self, event: Event) -> None:
+    async def _start(self, event: Event) -> None:
         self._started += 1
-        task = asyncio.get_running_loop().create_task(self._send(event))
-        self._inflight.add(task)
-        task.add_done_callback(self._finished)
-
-    async def _send(self, event: Event) -> None:
         key = event.key
-        message_id = await self._producer.send(encode_event(event), key=key)
-        self._published += 1
-        if self._recorder is not None:
-            self._record(key, message_id)
+        try:
+            future = await self._producer.enqueue(encode_event(event), key=key)
+        except Exception as exc:  # refused before it was queued: the run ends like a failure
+            if self._error is None:
+                self._error = exc
+            return
+        self._inflight.add(future)
+        future.add_done_callback(functools.partial(self._finished, key))
 
     def _record(self, key: str, message_id: MessageId) -> None:
         assert self._recorder is not None
         self._recorder.published(key, seq_of_position(Position.of(message_id)), str(message_id))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
+    def _finished(self, key: str, future: asyncio.Future[MessageId]) -> None:
+        self._inflight.discard(future)
         self._room.set()
-        if not task.cancelled() and task.exception() is not None and self._error is None:
-            self._error = task.exception()
-            self._wake.set()
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            if self._error is None:
+                self._error = error
+                self._wake.set()
+            return
+        self._published += 1
+        if self._recorder is not None:
+            self._record(key, future.result())
