@@ -60,6 +60,8 @@ __all__ = [
     "ScaleConfig",
     "ScalePoint",
     "ScaleReport",
+    "ceiling",
+    "cpu_per_event",
     "flattening",
     "run_scale",
     "saturation",
@@ -108,8 +110,9 @@ class ScaleConfig:
 
 @dataclass(frozen=True, slots=True)
 class Cpu:
-    """Cores used on average over the saturation window (CPU seconds / wall seconds)."""
+    """Cores used on average over the saturation window (CPU seconds / wall ``seconds``)."""
 
+    seconds: float
     broker: float | None
     store: float | None
     workers: float
@@ -176,20 +179,49 @@ def flattening(points: tuple[ScalePoint, ...]) -> str:
     return f"does not flatten up to {points[-1].workers} workers"
 
 
+def cpu_per_event(point: ScalePoint) -> dict[str, float]:
+    """Milliseconds of CPU per decided event, by component, over the saturation window."""
+    cpu = point.cpu
+    per = cpu.seconds / point.events * 1000 if point.events else 0.0
+    return {
+        "workers": cpu.workers * per,
+        "broker": (cpu.broker or 0.0) * per,
+        "store": (cpu.store or 0.0) * per,
+        "gateway+publisher": (cpu.gateway + cpu.publisher) * per,
+    }
+
+
+def ceiling(point: ScalePoint, cores: int) -> float:
+    """Events/s the machine's ``cores`` would allow at this point's CPU cost per event.
+
+    What the measured components would reach with every core to themselves (no other
+    program, no idle time): ``cores / (CPU seconds per event)``.
+    """
+    total = sum(cpu_per_event(point).values()) / 1000
+    return cores / total if total > 0 else float("inf")
+
+
 def saturation(point: ScalePoint, cores: int) -> str:
     """What limits ``point``, from its CPU figures (see the module docstring)."""
     cpu = point.cpu
-    parts = {"workers": cpu.workers, "broker": cpu.broker or 0.0, "store": cpu.store or 0.0}
+    parts = {
+        "workers": cpu.workers,
+        "broker": cpu.broker or 0.0,
+        "store": cpu.store or 0.0,
+        "other programs": cpu.other,
+    }
     top = max(parts, key=lambda k: parts[k])
     spent = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
     if cpu.machine >= BUSY_SHARE * cores:
-        return (
-            f"the machine's {cores} cores ({cpu.machine:.2f} busy; {spent}; other "
-            f"{cpu.other:.2f}): {top} use the most"
+        verdict = (
+            f"the machine's {cores} cores ({cpu.machine:.2f} busy: {spent}); {top} use the most"
         )
+        if top == "other programs":
+            verdict += " (the run was contended)"
+        return verdict
     if cpu.worker_max >= LOOP_BOUND:
         return f"the workers' event loops (the busiest at {cpu.worker_max:.2f} of a core)"
-    return f"no CPU ({cpu.machine:.2f} of {cores} cores busy; {spent}): waiting, not computing"
+    return f"no CPU ({cpu.machine:.2f} of {cores} cores busy: {spent}): waiting, not computing"
 
 
 class _CpuWindow:
@@ -228,6 +260,7 @@ class _CpuWindow:
         machine = used("machine") or 0.0
         known = sum(each) + (broker or 0.0) + (store or 0.0) + gateway + publisher
         return Cpu(
+            seconds=wall,
             broker=broker,
             store=store,
             workers=sum(each),

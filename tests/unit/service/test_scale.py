@@ -18,7 +18,15 @@ from keylane.service.procstat import (
     read_pid_file,
     tree_cpu,
 )
-from keylane.service.scale import Cpu, ScalePoint, _with_schema, flattening, saturation
+from keylane.service.scale import (
+    Cpu,
+    ScalePoint,
+    _with_schema,
+    ceiling,
+    cpu_per_event,
+    flattening,
+    saturation,
+)
 from keylane.service.scale_procs import DecisionTail
 
 
@@ -87,7 +95,7 @@ def test_with_schema_replaces_or_adds_the_schema() -> None:
 
 
 CPU = Cpu(
-    broker=0.3, store=0.2, workers=0.9, worker_max=0.9, gateway=0.05, publisher=0.1,
+    seconds=2.0, broker=0.3, store=0.2, workers=0.9, worker_max=0.9, gateway=0.05, publisher=0.1,
     machine=1.6, other=0.05,
 )  # fmt: skip
 
@@ -122,14 +130,28 @@ def test_flattening_names_the_last_point_that_still_paid_off() -> None:
 
 def test_saturation_is_computed_from_the_cpu_figures() -> None:
     # The machine busy: the biggest user is named
-    busy = point(2, 1000, machine=1.95, workers=1.2, broker=0.5, store=0.1)
-    assert saturation(busy, cores=2).startswith("the machine's 2 cores (1.95 busy")
+    busy = point(2, 1000, machine=1.95, workers=1.2, broker=0.5, store=0.1, other=0.0)
+    assert saturation(busy, cores=2).startswith("the machine's 2 cores (1.95 busy: workers 1.20")
     assert saturation(busy, cores=2).endswith("workers use the most")
-    broker_bound = point(2, 1000, machine=1.9, workers=0.4, broker=1.3, store=0.1)
+    broker_bound = point(2, 1000, machine=1.9, workers=0.4, broker=1.3, store=0.1, other=0.1)
     assert saturation(broker_bound, cores=2).endswith("broker use the most")
+    contended = point(2, 1000, machine=1.9, workers=0.5, broker=0.2, store=0.1, other=1.1)
+    assert saturation(contended, cores=2).endswith(
+        "other programs use the most (the run was contended)"
+    )
     # Cores to spare, but one worker's event loop at a full core
     loop = point(1, 1000, machine=1.2, workers=0.97, worker_max=0.97)
     assert saturation(loop, cores=4) == "the workers' event loops (the busiest at 0.97 of a core)"
     # Neither: waiting on something
     idle = point(1, 1000, machine=0.5, workers=0.3, worker_max=0.3)
     assert saturation(idle, cores=2).startswith("no CPU (0.50 of 2 cores busy")
+
+
+def test_cpu_per_event_and_the_ceiling_it_implies() -> None:
+    # 1000 events over a 2 s window: workers 0.9 cores = 1.8 ms per event, and so on
+    p = point(1, 500, workers=0.9, broker=0.3, store=0.2, gateway=0.05, publisher=0.05)
+    costs = cpu_per_event(p)
+    assert costs == pytest.approx(
+        {"workers": 1.8, "broker": 0.6, "store": 0.4, "gateway+publisher": 0.2}
+    )
+    assert ceiling(p, cores=2) == pytest.approx(2 / 0.003)

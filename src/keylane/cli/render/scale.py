@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from keylane.service.scale import ScaleReport
+from keylane.service.scale import ScaleReport, ceiling, cpu_per_event
 
 __all__ = ["WIDTH", "scale_lines", "scale_table"]
 
@@ -71,4 +71,10 @@ def scale_lines(report: ScaleReport) -> list[str]:
     lines = [f"curve: {report.flattens}"]
     for point, what in zip(report.points, report.saturates, strict=True):
         lines.append(f"{point.workers} worker(s): saturates {what}")
+    for point in report.points:
+        costs = ", ".join(f"{k} {v:.3f}" for k, v in cpu_per_event(point).items())
+        lines.append(
+            f"{point.workers} worker(s): CPU ms per event: {costs}; {report.cores} cores to "
+            f"themselves would cap this at {ceiling(point, report.cores):,.0f} events/s"
+        )
     return lines
