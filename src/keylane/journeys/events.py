@@ -196,13 +196,17 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
     occurred_at = wire.occurred_at
     if occurred_at.tzinfo is None:
         raise EventError("occurred_at", "must be timezone-aware (e.g. end in Z or +00:00)")
+    try:
+        occurred_at = occurred_at.astimezone(UTC)
+    except OverflowError:
+        raise EventError("occurred_at", "is out of range in UTC (years 1 to 9999)") from None
     properties = _check_properties(wire.type, wire.properties)
     return Event(
         event_id=wire.event_id,
         brand_id=wire.brand_id,
         subscriber_id=wire.subscriber_id,
         type=wire.type,
-        occurred_at=occurred_at.astimezone(UTC),
+        occurred_at=occurred_at,
         properties=properties,
     )
 
@@ -254,6 +258,8 @@ def _check_profile(kind: EventType, profile: _Profile) -> dict[str, Any]:
     for name, value in profile.attributes.items():
         if isinstance(value, str) and len(value) > 256:
             raise EventError(f"properties.attributes.{name}", "at most 256 characters")
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:  # stored in the state
+            raise EventError(f"properties.attributes.{name}", "must fit in 64 bits")
     out["attributes"] = dict(profile.attributes)
     return out
 
@@ -278,7 +284,7 @@ def normalise_phone(text: str, field: str = "properties.phone") -> str:
 def _check_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
         raise EventError(
             "properties.timezone", f"unknown time zone {name!r} (use an IANA name)"
         ) from None

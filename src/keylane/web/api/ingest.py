@@ -65,6 +65,10 @@ def _items(body: bytes, max_batch: int) -> tuple[list[bytes], bool]:
             )
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise Refused(error(400, "malformed_json", "", f"not valid JSON: {exc}")) from None
+    except RecursionError:  # found by tests/integration/web/test_fuzz_api.py
+        raise Refused(
+            error(400, "malformed_json", "", "not valid JSON: nested too deeply")
+        ) from None
     if not items:
         raise Refused(error(422, "invalid_body", "", "the batch is empty"))
     if len(items) > max_batch:
