@@ -1,14 +1,21 @@
-"""The Pulsar benchmark helpers that need no broker: output parsing, discovery, the phase
-benchmark on the embedded broker, and the comparison's ratios."""
+"""The Pulsar benchmark helpers that need no broker: output parsing, discovery, the pipelined
+benchmarks on the embedded broker, the ingest aggregation, the comparison's ratios and goals,
+and its tables."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 
 from keylane.bench.broker import BrokerBenchResult
-from keylane.bench.pulsar_compare import KeySharedComparison, keylane_phases_key_shared
+from keylane.bench.pipelined import lanes_end_to_end, pipelined_end_to_end, produce_then_drain
+from keylane.bench.pulsar_client import ProduceRun
+from keylane.bench.pulsar_compare import GOALS, KeySharedComparison
+from keylane.bench.pulsar_ingest import IngestResult, ProducePath, run_producers
 from keylane.bench.pulsar_perf import (
     PerfRate,
     PulsarPerfError,
@@ -18,6 +25,7 @@ from keylane.bench.pulsar_perf import (
 )
 from keylane.brokers import connect
 from keylane.brokers.base import BatchingType, SubscriptionType
+from keylane.cli.render.bench import pulsar_table
 from keylane.errors import InvalidArgumentError
 
 PRODUCE_OUT = """\
@@ -81,36 +89,110 @@ def _e2e(rate: float) -> BrokerBenchResult:
     )
 
 
-def test_comparison_ratios() -> None:
-    result = KeySharedComparison(
+def _ingest(path: ProducePath, *rates: float) -> IngestResult:
+    """``len(rates)`` processes of 1000 messages each, all starting at t=100."""
+    runs = tuple(ProduceRun(1000, 100.0, 100.0 + 1000 / rate, 0.5) for rate in rates)
+    return IngestResult(path, len(rates), runs)
+
+
+def _comparison() -> KeySharedComparison:
+    paths = (
+        _ingest(ProducePath.KEYLANE_ENQUEUE, 18_500),
+        _ingest(ProducePath.KEYLANE_SEND_GATHER, 12_000),
+        _ingest(ProducePath.KEYLANE_SEND_IN_TURN, 500),
+        _ingest(ProducePath.CLIENT_SEND_ASYNC, 20_000),
+        _ingest(ProducePath.CLIENT_ASYNCIO_GATHER, 10_000),
+        _ingest(ProducePath.CLIENT_ASYNCIO_IN_TURN, 85),
+    )
+    return KeySharedComparison(
         embedded=_e2e(100_000),
-        pulsar=_e2e(5_000),
-        keylane_produce=PerfRate("keylane", "produce", 1000, 8_000),
-        keylane_consume=PerfRate("keylane", "consume", 1000, 6_000),
+        pulsar=_e2e(6_000),
+        lanes=_e2e(4_000),
+        backlog_produce=PerfRate("keylane", "produce", 1000, 15_000),
+        keylane_consume=PerfRate("keylane", "consume", 1000, 9_000),
+        produce_paths=paths,
+        curve=(paths[0], _ingest(ProducePath.KEYLANE_ENQUEUE, 15_000, 10_000)),
         perf=PulsarPerfResult(
-            produce=PerfRate("pulsar-perf", "produce", 1000, 10_000),
+            produce=PerfRate("pulsar-perf", "produce", 1000, 100_000),
             consume=PerfRate("pulsar-perf", "consume", 1000, 12_000),
             commands=("produce ...", "consume ..."),
         ),
     )
+
+
+def test_ingest_result_spans_all_processes() -> None:
+    # Two processes of 1000 messages: one from t=100 to 101, one from t=100.5 to 102.5
+    runs = (ProduceRun(1000, 100.0, 101.0, 0.8), ProduceRun(1000, 100.5, 102.5, 1.2))
+    result = IngestResult(ProducePath.KEYLANE_ENQUEUE, 2, runs)
+    assert result.messages == 2000
+    assert result.seconds == pytest.approx(2.5)
+    assert result.msgs_per_second == pytest.approx(800)
+    assert result.msgs_per_cpu_second == pytest.approx(1000)
+    assert result.as_dict()["per_process_msgs_per_second"] == [1000.0, 500.0]
+
+
+def test_comparison_ratios_goals_and_rows() -> None:
+    result = _comparison()
+    assert result.best_client.path is ProducePath.CLIENT_SEND_ASYNC
     assert result.ratios == pytest.approx(
         {
-            "pulsar_e2e / embedded_e2e": 0.05,
-            "keylane_produce / perf_produce": 0.8,
-            "keylane_consume / perf_consume": 0.5,
-            "pulsar_e2e / min(perf_produce, perf_consume)": 0.5,
+            "keylane produce / best bare-client produce": 0.925,
+            "keylane e2e / min(perf produce, perf consume)": 0.5,
+            "keylane lanes e2e / min(perf produce, perf consume)": 4_000 / 12_000,
+            "keylane consume / perf consume": 0.75,
+            "keylane produce / perf produce": 0.185,
+            "keylane e2e over Pulsar / embedded e2e": 0.06,
+            "keylane produce x1 processes / perf produce": 0.185,
+            # 2000 messages from t=100 to t=100.1
+            "keylane produce x2 processes / perf produce": 0.2,
         }
     )
+    assert set(GOALS) <= set(result.ratios)
     assert [row[2] for row in result.rows()] == pytest.approx(
-        [100_000, 5_000, 8_000, 6_000, 10_000, 12_000]
+        [100_000, 6_000, 4_000, 18_500, 9_000, 100_000, 12_000]
     )
-    assert result.as_dict()["perf_commands"] == ["produce ...", "consume ..."]
+    view = result.as_dict()
+    assert view["perf_commands"] == ["produce ...", "consume ..."]
+    assert [p["path"] for p in view["produce_paths"]] == [p.value for p in ProducePath]  # type: ignore[attr-defined]
+
+
+def test_pulsar_table_marks_each_goal_met_or_missed() -> None:
+    result = _comparison()
+    console = Console(record=True, width=200)
+    console.print(pulsar_table(result, "t"))
+    out = console.export_text()
+    assert "keylane: await enqueue() per message" in out
+    assert "client: sync send_async + callback" in out
+    assert out.count(">= 0.90 met") == 1  # 18,500 / 20,000
+    assert out.count(">= 0.50 met") == 1
+    slower = replace(result, pulsar=_e2e(5_000))
+    console = Console(record=True, width=200)
+    console.print(pulsar_table(slower, "t"))
+    assert ">= 0.50 MISSED" in console.export_text()
+
+
+async def test_pipelined_end_to_end_on_the_embedded_broker() -> None:
+    async with connect("memory://") as broker:
+        result = await pipelined_end_to_end(broker, messages=3000, keys=50, consumers=3)
+    assert result.messages == 3000
+    assert sum(result.per_consumer) == 3000 + result.duplicates
+    assert result.duplicates == 0
+    assert all(n > 0 for n in result.per_consumer)
+
+
+async def test_lanes_end_to_end_on_the_embedded_broker() -> None:
+    async with connect("memory://") as broker:
+        result = await lanes_end_to_end(broker, messages=2000, keys=40, consumers=2)
+    assert result.messages == 2000
+    assert len(result.per_consumer) == 2
+    assert sum(result.per_consumer) == 2000
+    assert result.duplicates == 0
 
 
 async def test_phases_on_the_embedded_broker_handle_every_message() -> None:
     async with connect("memory://") as broker:
-        produce, consume = await keylane_phases_key_shared(
-            broker, messages=2000, consumers=3, keys=50, senders=100, timeout=5.0
+        produce, consume = await produce_then_drain(
+            broker, messages=2000, consumers=3, keys=50, stall_timeout=5.0
         )
     assert (produce.tool, produce.phase, produce.messages) == ("keylane", "produce", 2000)
     assert (consume.tool, consume.phase, consume.messages) == ("keylane", "consume", 2000)
@@ -118,9 +200,17 @@ async def test_phases_on_the_embedded_broker_handle_every_message() -> None:
     assert consume.msgs_per_second > 0
 
 
-async def test_phases_reject_bad_parameters() -> None:
+@pytest.mark.parametrize("bench", [pipelined_end_to_end, lanes_end_to_end, produce_then_drain])
+async def test_pipelined_benchmarks_reject_bad_parameters(bench: Any) -> None:
     async with connect("memory://") as broker:
         with pytest.raises(InvalidArgumentError):
-            await keylane_phases_key_shared(broker, messages=0)
+            await bench(broker, messages=0)
         with pytest.raises(InvalidArgumentError):
-            await keylane_phases_key_shared(broker, payload_size=4)
+            await bench(broker, payload_size=4)
+
+
+async def test_run_producers_rejects_bad_parameters() -> None:
+    with pytest.raises(InvalidArgumentError):
+        await run_producers(
+            ProducePath.KEYLANE_ENQUEUE, 0, service_url="pulsar://x:1", topic="t", messages=1
+        )

@@ -1,37 +1,74 @@
-"""Key_Shared throughput three ways: embedded broker, keylane over Pulsar, and pulsar-perf.
+"""Key_Shared over Pulsar: keylane beside the bare client and pulsar-perf, in one run, with ratios.
 
-:func:`compare_key_shared` runs, one after the other on the same machine:
+:func:`compare_key_shared` measures, one after the other on the same machine and broker:
 
-* **embedded, end to end**: :func:`~keylane.bench.broker.bench_broker` on ``memory://``;
-* **keylane over Pulsar, end to end**: the same benchmark over ``PulsarBroker``;
-* **keylane over Pulsar, by phase**: :func:`keylane_phases_key_shared`, which measures exactly
-  what pulsar-perf measures (produce a backlog; then drain it with Key_Shared consumers);
+* **embedded, end to end**: :func:`~keylane.bench.pipelined.pipelined_end_to_end` on
+  ``memory://``;
+* **keylane over Pulsar, end to end**: the same over ``PulsarBroker`` (``enqueue`` ->
+  ``receive_many`` -> ``acknowledge``, 4 Key_Shared consumers, one process);
+* **keylane over Pulsar, lanes end to end**: :func:`~keylane.bench.pipelined.lanes_end_to_end`
+  (a :class:`~keylane.lanes.LaneGroup` of 4 consumers);
+* **keylane over Pulsar, by phase**: :func:`~keylane.bench.pipelined.produce_then_drain`, what
+  pulsar-perf measures (produce a backlog; then drain it with Key_Shared consumers);
+* **produce paths**: one fresh process each (:mod:`keylane.bench.pulsar_ingest`): keylane's
+  ``enqueue``, ``send`` from 1000 tasks, ``send`` awaited in turn, and the bare client's
+  ``send_async``, ``pulsar.asyncio`` gather and ``pulsar.asyncio`` awaited in turn;
+* **the ingest curve**: keylane's ``enqueue`` path in 1, 2 and 4 processes at once;
 * **pulsar-perf, by phase**: :func:`~keylane.bench.pulsar_perf.pulsar_perf_key_shared`.
 
-All Key_Shared, same payload size, consumer count and prefetch. Differences that remain:
-keylane produces ``messages`` messages with KEY_BASED batching over ``keys`` keys (in practice one
-message per entry at this key count); pulsar-perf produces for ``perf_duration`` seconds with
-random keys and batching off (see :mod:`keylane.bench.pulsar_perf`).
+The paths awaited in turn publish :data:`IN_TURN_MESSAGES` (keylane) and
+:data:`CLIENT_IN_TURN_MESSAGES` (the bare client, about 85 msg/s) messages, the others
+``messages``. All use 64-byte payloads over 1000 keys with KEY_BASED batching, except
+pulsar-perf, which produces for ``perf_duration`` seconds with random keys and batching off (see
+:mod:`keylane.bench.pulsar_perf`).
 
 Imports brokers through :func:`keylane.brokers.connect` and the contract only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keylane.bench.broker import BrokerBenchResult, bench_broker, drain_consumer
+from keylane.bench.broker import BrokerBenchResult
+from keylane.bench.pipelined import lanes_end_to_end, pipelined_end_to_end, produce_then_drain
+from keylane.bench.pulsar_ingest import IngestResult, ProducePath, run_producers
 from keylane.bench.pulsar_perf import PerfRate, PulsarPerfResult, pulsar_perf_key_shared
 from keylane.brokers import connect
-from keylane.brokers.base import BatchingType, Broker, InitialPosition, SubscriptionType
 from keylane.errors import InvalidArgumentError
 
-__all__ = ["KeySharedComparison", "compare_key_shared", "keylane_phases_key_shared"]
+__all__ = [
+    "CLIENT_IN_TURN_MESSAGES",
+    "CLIENT_PATHS",
+    "GOALS",
+    "IN_TURN_MESSAGES",
+    "KeySharedComparison",
+    "compare_key_shared",
+]
 
-KEY_SHARED = SubscriptionType.KEY_SHARED
+#: Messages of keylane's ``send`` awaited in turn (a round trip each).
+IN_TURN_MESSAGES = 2000
+#: Messages of ``pulsar.asyncio`` awaited in turn (each waits for the publish delay).
+CLIENT_IN_TURN_MESSAGES = 300
+#: The bare client's paths; the best of them is the produce goal's yardstick.
+CLIENT_PATHS = (
+    ProducePath.CLIENT_SEND_ASYNC,
+    ProducePath.CLIENT_ASYNCIO_GATHER,
+    ProducePath.CLIENT_ASYNCIO_IN_TURN,
+)
+#: The order of the one-process produce paths.
+PRODUCE_PATHS = (
+    ProducePath.KEYLANE_ENQUEUE,
+    ProducePath.KEYLANE_SEND_GATHER,
+    ProducePath.KEYLANE_SEND_IN_TURN,
+    *CLIENT_PATHS,
+)
+#: The issue's goals: ratio name -> the least it should reach.
+GOALS = {
+    "keylane produce / best bare-client produce": 0.90,
+    "keylane e2e / min(perf produce, perf consume)": 0.50,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,31 +77,65 @@ class KeySharedComparison:
 
     embedded: BrokerBenchResult
     pulsar: BrokerBenchResult
-    keylane_produce: PerfRate
+    lanes: BrokerBenchResult
+    backlog_produce: PerfRate
     keylane_consume: PerfRate
+    produce_paths: tuple[IngestResult, ...]
+    curve: tuple[IngestResult, ...]
     perf: PulsarPerfResult
+
+    def path(self, path: ProducePath) -> IngestResult:
+        """The one-process run of ``path``."""
+        for run in self.produce_paths:
+            if run.path is path:
+                return run
+        raise KeyError(path)
+
+    @property
+    def keylane_produce(self) -> IngestResult:
+        """keylane's pipelined produce in one process (``enqueue``)."""
+        return self.path(ProducePath.KEYLANE_ENQUEUE)
+
+    @property
+    def best_client(self) -> IngestResult:
+        """The fastest bare-client path in one process."""
+        return max((self.path(p) for p in CLIENT_PATHS), key=lambda r: r.msgs_per_second)
+
+    @property
+    def perf_bound(self) -> float:
+        """pulsar-perf's slower phase, msg/s."""
+        return min(self.perf.produce.msgs_per_second, self.perf.consume.msgs_per_second)
 
     @property
     def ratios(self) -> dict[str, float]:
-        """keylane over Pulsar relative to the embedded broker and to pulsar-perf."""
-        perf_bound = min(self.perf.produce.msgs_per_second, self.perf.consume.msgs_per_second)
-        return {
-            "pulsar_e2e / embedded_e2e": self.pulsar.msgs_per_second
-            / self.embedded.msgs_per_second,
-            "keylane_produce / perf_produce": self.keylane_produce.msgs_per_second
-            / self.perf.produce.msgs_per_second,
-            "keylane_consume / perf_consume": self.keylane_consume.msgs_per_second
+        """keylane over Pulsar relative to the bare client, pulsar-perf and the embedded broker."""
+        perf_produce = self.perf.produce.msgs_per_second
+        ratios = {
+            "keylane produce / best bare-client produce": self.keylane_produce.msgs_per_second
+            / self.best_client.msgs_per_second,
+            "keylane e2e / min(perf produce, perf consume)": self.pulsar.msgs_per_second
+            / self.perf_bound,
+            "keylane lanes e2e / min(perf produce, perf consume)": self.lanes.msgs_per_second
+            / self.perf_bound,
+            "keylane consume / perf consume": self.keylane_consume.msgs_per_second
             / self.perf.consume.msgs_per_second,
-            "pulsar_e2e / min(perf_produce, perf_consume)": self.pulsar.msgs_per_second
-            / perf_bound,
+            "keylane produce / perf produce": self.keylane_produce.msgs_per_second / perf_produce,
+            "keylane e2e over Pulsar / embedded e2e": self.pulsar.msgs_per_second
+            / self.embedded.msgs_per_second,
         }
+        for run in self.curve:
+            ratios[f"keylane produce x{run.processes} processes / perf produce"] = (
+                run.msgs_per_second / perf_produce
+            )
+        return ratios
 
     def rows(self) -> list[tuple[str, str, float]]:
-        """``(what, how, msg/s)`` rows for printing."""
+        """``(what, how, msg/s)`` rows of the main table."""
         return [
             ("embedded (memory://)", "end to end", self.embedded.msgs_per_second),
             ("keylane over Pulsar", "end to end", self.pulsar.msgs_per_second),
-            ("keylane over Pulsar", "produce", self.keylane_produce.msgs_per_second),
+            ("keylane over Pulsar", "lanes end to end", self.lanes.msgs_per_second),
+            ("keylane over Pulsar", "produce (1 process)", self.keylane_produce.msgs_per_second),
             ("keylane over Pulsar", "consume backlog", self.keylane_consume.msgs_per_second),
             ("pulsar-perf (Java)", "produce", self.perf.produce.msgs_per_second),
             ("pulsar-perf (Java)", "consume backlog", self.perf.consume.msgs_per_second),
@@ -75,91 +146,25 @@ class KeySharedComparison:
         return {
             "embedded_e2e": self.embedded.as_dict(),
             "pulsar_e2e": self.pulsar.as_dict(),
-            "keylane_produce": self.keylane_produce.as_dict(),
+            "pulsar_lanes_e2e": self.lanes.as_dict(),
+            "keylane_backlog_produce": self.backlog_produce.as_dict(),
             "keylane_consume": self.keylane_consume.as_dict(),
+            "produce_paths": [r.as_dict() for r in self.produce_paths],
+            "produce_curve": [r.as_dict() for r in self.curve],
             "perf_produce": self.perf.produce.as_dict(),
             "perf_consume": self.perf.consume.as_dict(),
             "perf_commands": list(self.perf.commands),
             "ratios": {k: round(v, 3) for k, v in self.ratios.items()},
+            "goals": dict(GOALS),
         }
 
 
-async def keylane_phases_key_shared(
-    broker: Broker,
-    *,
-    messages: int = 100_000,
-    consumers: int = 4,
-    keys: int = 1000,
-    batching: BatchingType | None = BatchingType.KEY_BASED,
-    payload_size: int = 64,
-    receiver_queue_size: int = 1000,
-    senders: int = 1000,
-    timeout: float = 30.0,
-) -> tuple[PerfRate, PerfRate]:
-    """Produce a backlog, then drain it with Key_Shared consumers: pulsar-perf's two phases.
-
-    The subscription exists (and retains) before the first send. The produce figure runs from
-    the first send to the flushed last one; the consume figure from subscribing the consumers
-    to the last acknowledgement.
-
-    Raises:
-        InvalidArgumentError: a parameter is out of range.
-        TimeoutError: a consumer got nothing for ``timeout`` seconds before the end.
-    """
-    if min(messages, consumers, keys, senders, receiver_queue_size) < 1 or payload_size < 8:
-        raise InvalidArgumentError("counts must be >= 1 and payload_size >= 8")
-    topic = f"keylane-phases-{uuid.uuid4().hex[:12]}"
-    holder = await broker.subscribe(
-        topic, "perf", subscription_type=KEY_SHARED, initial_position=InitialPosition.EARLIEST
-    )
-    await holder.close()  # the durable subscription stays and retains the backlog
-    producer = await broker.create_producer(topic, batching=batching)
-    key_names = [f"key-{k}" for k in range(keys)]
-    pad = b"x" * (payload_size - 8)
-
-    async def sender(start: int) -> None:
-        for i in range(start, messages, senders):
-            await producer.send(pad + i.to_bytes(8, "big"), key=key_names[i % keys])
-
-    started = time.perf_counter()
-    await asyncio.gather(*(sender(s) for s in range(min(senders, messages))))
-    await producer.flush()
-    produce_seconds = time.perf_counter() - started
-    await producer.close()
-
-    seen: set[bytes] = set()
-    counts = [0] * consumers
-    done = asyncio.Event()
-
-    async def drain(index: int) -> None:
-        consumer = await broker.subscribe(
-            topic,
-            "perf",
-            subscription_type=KEY_SHARED,
-            consumer_name=f"perf-{index}",
-            receiver_queue_size=receiver_queue_size,
-        )
-        try:
-            await drain_consumer(consumer, seen, counts, index, done, messages, timeout)
-        finally:
-            await consumer.close()
-
-    started = time.perf_counter()
-    tasks = [asyncio.ensure_future(drain(i)) for i in range(consumers)]
-    waiter = asyncio.ensure_future(done.wait())
-    await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    consume_seconds = time.perf_counter() - started
-    for task in tasks:
-        task.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    waiter.cancel()
-    if not done.is_set():
-        failures = [r for r in results if isinstance(r, BaseException)]
-        raise failures[0] if failures else TimeoutError("the Key_Shared drain stopped early")
-    return (
-        PerfRate("keylane", "produce", messages, messages / produce_seconds),
-        PerfRate("keylane", "consume", messages, messages / consume_seconds),
-    )
+def _path_messages(path: ProducePath, messages: int) -> int:
+    if path is ProducePath.KEYLANE_SEND_IN_TURN:
+        return min(messages, IN_TURN_MESSAGES)
+    if path is ProducePath.CLIENT_ASYNCIO_IN_TURN:
+        return min(messages, CLIENT_IN_TURN_MESSAGES)
+    return messages
 
 
 async def compare_key_shared(
@@ -172,34 +177,51 @@ async def compare_key_shared(
     payload_size: int = 64,
     receiver_queue_size: int = 1000,
     perf_duration: int = 10,
+    processes: Sequence[int] = (1, 2, 4),
 ) -> KeySharedComparison:
-    """Run the four Key_Shared measurements described in the module docstring, in order."""
+    """Run the measurements described in the module docstring, in order.
 
-    async def end_to_end(broker: Broker) -> BrokerBenchResult:
-        return await bench_broker(
-            broker,
-            subscription_type=KEY_SHARED,
-            messages=messages,
-            consumers=consumers,
-            keys=keys,
-            batching=BatchingType.KEY_BASED,
-            payload_size=payload_size,
-            receiver_queue_size=receiver_queue_size,
-        )
+    Args:
+        messages: messages of each end-to-end run and of each producer process.
+        processes: the ingest curve's process counts (1 is always measured).
 
+    Raises:
+        InvalidArgumentError: a parameter is out of range.
+        KeylaneError: a measurement failed (a broker error, a producer process, pulsar-perf).
+    """
+    if min(messages, consumers, keys, receiver_queue_size, perf_duration) < 1:
+        raise InvalidArgumentError("counts and durations must be >= 1")
+    if not processes or min(processes) < 1:
+        raise InvalidArgumentError("processes must be counts >= 1")
+    shape = {
+        "messages": messages,
+        "consumers": consumers,
+        "keys": keys,
+        "payload_size": payload_size,
+        "receiver_queue_size": receiver_queue_size,
+    }
     async with connect("memory://") as memory:
-        embedded = await end_to_end(memory)
-    async with connect(service_url, admin_url=admin_url) as pulsar:
-        over_pulsar = await end_to_end(pulsar)
-        produce, consume = await keylane_phases_key_shared(
-            pulsar,
-            messages=messages,
-            consumers=consumers,
+        embedded = await pipelined_end_to_end(memory, **shape)
+    async with connect(service_url, admin_url=admin_url, log_level="error") as pulsar:
+        over_pulsar = await pipelined_end_to_end(pulsar, **shape)
+        lanes = await lanes_end_to_end(pulsar, **shape)
+        backlog, consume = await produce_then_drain(pulsar, **shape)
+
+    async def produce(path: ProducePath, count: int) -> IngestResult:
+        return await run_producers(
+            path,
+            count,
+            service_url=service_url,
+            topic=f"keylane-ingest-{uuid.uuid4().hex[:12]}",
+            messages=_path_messages(path, messages),
             keys=keys,
-            batching=BatchingType.KEY_BASED,
             payload_size=payload_size,
-            receiver_queue_size=receiver_queue_size,
         )
+
+    paths = tuple([await produce(path, 1) for path in PRODUCE_PATHS])
+    curve = [next(r for r in paths if r.path is ProducePath.KEYLANE_ENQUEUE)]
+    for count in sorted(set(processes) - {1}):
+        curve.append(await produce(ProducePath.KEYLANE_ENQUEUE, count))
     perf = await pulsar_perf_key_shared(
         service_url,
         admin_url,
@@ -208,4 +230,13 @@ async def compare_key_shared(
         payload_size=payload_size,
         receiver_queue_size=receiver_queue_size,
     )
-    return KeySharedComparison(embedded, over_pulsar, produce, consume, perf)
+    return KeySharedComparison(
+        embedded=embedded,
+        pulsar=over_pulsar,
+        lanes=lanes,
+        backlog_produce=backlog,
+        keylane_consume=consume,
+        produce_paths=paths,
+        curve=tuple(curve),
+        perf=perf,
+    )

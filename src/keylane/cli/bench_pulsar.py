@@ -1,5 +1,5 @@
-"""``keylane bench pulsar``: Key_Shared throughput of the embedded broker, keylane over Pulsar and
-pulsar-perf, with ratios.
+"""``keylane bench pulsar``: Key_Shared throughput of the embedded broker, keylane over Pulsar, the
+bare Pulsar client and pulsar-perf, with ratios, and keylane's produce in 1, 2 and 4 processes.
 
 Thin: parses options and prints; the measuring is :mod:`keylane.bench.pulsar_compare`.
 """
@@ -27,13 +27,23 @@ def pulsar_bench_command(
         str,
         typer.Option("--admin-url", envvar="KEYLANE_PULSAR_ADMIN_URL", help="Admin REST URL."),
     ] = "http://127.0.0.1:8080",
-    messages: Annotated[int, typer.Option(min=1, help="Messages for keylane's runs.")] = 50_000,
+    messages: Annotated[
+        int,
+        typer.Option(min=1, help="Messages of each end-to-end run and of each producer process."),
+    ] = 100_000,
     consumers: Annotated[int, typer.Option(min=1, help="Key_Shared consumers.")] = 4,
     keys: Annotated[int, typer.Option(min=1, help="Distinct keys for keylane's runs.")] = 1000,
     perf_duration: Annotated[int, typer.Option(min=1, help="Seconds pulsar-perf produces.")] = 10,
+    processes: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--processes", min=1, help="Producer processes of the ingest curve (repeatable)."
+        ),
+    ] = None,
     json_path: JsonOption = None,
 ) -> None:
-    """Key_Shared: embedded vs keylane over Pulsar vs pulsar-perf (needs services.py up)."""
+    """Key_Shared: embedded vs keylane over Pulsar vs the bare client vs pulsar-perf (needs
+    services.py up)."""
     check_json_target(json_path)
     result = asyncio.run(
         compare_key_shared(
@@ -43,6 +53,7 @@ def pulsar_bench_command(
             consumers=consumers,
             keys=keys,
             perf_duration=perf_duration,
+            processes=tuple(processes or (1, 2, 4)),
         )
     )
     write_json(json_path, result.as_dict())

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Group
 from rich.table import Table
 
 from keylane.bench.broker import BrokerBenchResult
-from keylane.bench.pulsar_compare import KeySharedComparison
+from keylane.bench.pulsar_compare import GOALS, KeySharedComparison
 from keylane.bench.soak import SoakResult
 from keylane.service.bench import EngineBenchResult
 
@@ -68,16 +69,47 @@ def soak_table(results: Sequence[SoakResult], tolerance: float) -> Table:
     return table
 
 
-def pulsar_table(result: KeySharedComparison, title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("backend")
-    table.add_column("measured")
-    table.add_column("msg/s", justify="right")
+def pulsar_table(result: KeySharedComparison, title: str) -> Group:
+    """``keylane bench pulsar``: the Key_Shared figures with ratios and goals, the one-process
+    produce paths, and the ingest curve against pulsar-perf's produce."""
+    main = Table(title=title)
+    main.add_column("backend")
+    main.add_column("measured")
+    main.add_column("msg/s", justify="right")
     for backend, how, rate in result.rows():
-        table.add_row(backend, how, f"{rate:,.0f}")
+        main.add_row(backend, how, f"{rate:,.0f}")
+    goals = Table(title="ratios (goal: the issue's target, where it set one)")
+    goals.add_column("ratio")
+    goals.add_column("value", justify="right")
+    goals.add_column("goal", justify="right")
     for name, ratio in result.ratios.items():
-        table.add_row("ratio", name, f"{ratio:.3f}")
-    return table
+        goal = GOALS.get(name)
+        mark = "" if goal is None else f">= {goal:.2f} {'met' if ratio >= goal else 'MISSED'}"
+        goals.add_row(name, f"{ratio:.3f}", mark)
+    best = result.best_client.msgs_per_second
+    paths = Table(title="produce paths, one process each (KEY_BASED batching, 1000 keys)")
+    for column in ("path", "messages", "msg/s", "msgs/cpu-s", "/ best bare client"):
+        paths.add_column(column, justify="left" if column == "path" else "right")
+    for run in result.produce_paths:
+        paths.add_row(
+            run.path.label,
+            f"{run.messages:,}",
+            f"{run.msgs_per_second:,.0f}",
+            f"{run.msgs_per_cpu_second:,.0f}",
+            f"{run.msgs_per_second / best:.3f}",
+        )
+    perf = result.perf.produce.msgs_per_second
+    curve = Table(title=f"ingest curve: keylane enqueue in N processes vs pulsar-perf {perf:,.0f}")
+    for column in ("processes", "msg/s", "per process", "/ pulsar-perf produce"):
+        curve.add_column(column, justify="right")
+    for run in result.curve:
+        curve.add_row(
+            str(run.processes),
+            f"{run.msgs_per_second:,.0f}",
+            "/".join(f"{r.msgs_per_second:,.0f}" for r in run.runs),
+            f"{run.msgs_per_second / perf:.3f}",
+        )
+    return Group(main, goals, paths, curve)
 
 
 def engine_table(results: Sequence[EngineBenchResult]) -> Table:
