@@ -354,6 +354,9 @@
       const o = await api("/v1/overview");
       state.series = (o.series || []).slice(-HISTORY);
       renderOverview(o);
+      const recent = await api(`/v1/decisions?limit=${FEED}`);
+      for (const entry of recent.decisions) pushFeed(entry);
+      renderFeed();
     } catch (err) {
       if (err.status === 401) return;
       setStatus("reconnecting", `overview: ${err.message}`);
