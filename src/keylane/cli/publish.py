@@ -27,6 +27,7 @@ from keylane.cli.options import (
     json_to_stdout,
     write_json,
 )
+from keylane.errors import InvalidArgumentError
 from keylane.runtime import DEFAULT_TOPIC
 from keylane.service.publish import PublishConfig, Publisher, PublishSummary, publish_load
 from keylane.workload import BlackFridaySpec
@@ -99,6 +100,11 @@ def publish_command(
 ) -> None:
     """Publish events to the topic, paced by --rate or --speed, and print what was published."""
     check_json_target(json_path)
+    if broker.partition("://")[0] == "memory":
+        raise InvalidArgumentError(
+            "--broker: memory:// is refused: the embedded broker would live and die inside this "
+            "process; publish to the workers' broker, pulsar://host:6650"
+        )
     if history is not None:
         check_writable(history, "--history")
     config = PublishConfig(

@@ -1,7 +1,7 @@
 """``keylane bench scale``: 1, 2 and 4 worker processes on one subscription, measured.
 
-Per point (a fresh topic and a fresh PostgreSQL schema, so every point starts equal), with one
-``keylane gateway`` process for the whole run:
+Per point (a fresh topic, PostgreSQL schema and ``keylane gateway`` process with its own log, so
+every point starts equal and its sends are new deliveries, not replays of the last point's):
 
 1. start N ``keylane worker`` processes (one Key_Shared subscription, each with its own history
    file and ``/readyz``), wait until all are ready;
@@ -27,11 +27,10 @@ schemas afterwards; no CLI.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,6 +53,15 @@ from keylane.service.scale_procs import (
     wait_gateway,
     wait_ready,
 )
+from keylane.service.scale_report import (
+    Cpu,
+    ScalePoint,
+    ScaleReport,
+    ceiling,
+    cpu_per_event,
+    flattening,
+    saturation,
+)
 
 __all__ = [
     "Cpu",
@@ -66,13 +74,6 @@ __all__ = [
     "run_scale",
     "saturation",
 ]
-
-#: A point's throughput must beat the previous one by this factor, else the curve flattened.
-FLAT_GAIN = 1.15
-#: A share of the machine's cores above which the machine counts as saturated.
-BUSY_SHARE = 0.9
-#: A worker using this much of one core is bound by its (single-threaded) event loop.
-LOOP_BOUND = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,120 +109,11 @@ class ScaleConfig:
     phase_timeout: float = 180.0
 
 
-@dataclass(frozen=True, slots=True)
-class Cpu:
-    """Cores used on average over the saturation window (CPU seconds / wall ``seconds``)."""
-
-    seconds: float
-    broker: float | None
-    store: float | None
-    workers: float
-    worker_max: float
-    gateway: float
-    publisher: float
-    machine: float
-    other: float
-
-
-@dataclass(frozen=True, slots=True)
-class ScalePoint:
-    """One worker count, measured."""
-
-    workers: int
-    events: int
-    seconds: float
-    events_per_second: float
-    saturation_p50_ms: float
-    saturation_p99_ms: float
-    latency_rate: float
-    latency_events: int
-    latency_p50_ms: float
-    latency_p99_ms: float
-    cpu: Cpu
-    checker_clean: bool
-    duplicate_deliveries: int
-    deliveries: int
-    exit_codes: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ScaleReport:
-    """Every point, where the curve flattens and what saturates at each point."""
-
-    points: tuple[ScalePoint, ...]
-    cores: int
-    flattens: str
-    saturates: tuple[str, ...]
-
-    def as_dict(self) -> dict[str, object]:
-        """The report as a JSON-ready dict."""
-        return asdict(self)
-
-
 def _with_schema(url: str, schema: str) -> str:
     parts = urlsplit(url)
     query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("schema="))
     query = f"{query}&schema={schema}" if query else f"schema={schema}"
     return urlunsplit(parts._replace(query=query))
-
-
-def flattening(points: tuple[ScalePoint, ...]) -> str:
-    """Where the throughput stops growing by at least ``FLAT_GAIN`` per step, in words."""
-    for before, after in itertools.pairwise(points):
-        gain = after.events_per_second / before.events_per_second
-        if gain < FLAT_GAIN:
-            return (
-                f"flattens at {before.workers} worker(s): {after.workers} give x{gain:.2f} of "
-                f"{before.workers}'s events/s"
-            )
-    if len(points) < 2:
-        return "one point: no curve"
-    return f"does not flatten up to {points[-1].workers} workers"
-
-
-def cpu_per_event(point: ScalePoint) -> dict[str, float]:
-    """Milliseconds of CPU per decided event, by component, over the saturation window."""
-    cpu = point.cpu
-    per = cpu.seconds / point.events * 1000 if point.events else 0.0
-    return {
-        "workers": cpu.workers * per,
-        "broker": (cpu.broker or 0.0) * per,
-        "store": (cpu.store or 0.0) * per,
-        "gateway+publisher": (cpu.gateway + cpu.publisher) * per,
-    }
-
-
-def ceiling(point: ScalePoint, cores: int) -> float:
-    """Events/s the machine's ``cores`` would allow at this point's CPU cost per event.
-
-    What the measured components would reach with every core to themselves (no other
-    program, no idle time): ``cores / (CPU seconds per event)``.
-    """
-    total = sum(cpu_per_event(point).values()) / 1000
-    return cores / total if total > 0 else float("inf")
-
-
-def saturation(point: ScalePoint, cores: int) -> str:
-    """What limits ``point``, from its CPU figures (see the module docstring)."""
-    cpu = point.cpu
-    parts = {
-        "workers": cpu.workers,
-        "broker": cpu.broker or 0.0,
-        "store": cpu.store or 0.0,
-        "other programs": cpu.other,
-    }
-    top = max(parts, key=lambda k: parts[k])
-    spent = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
-    if cpu.machine >= BUSY_SHARE * cores:
-        verdict = (
-            f"the machine's {cores} cores ({cpu.machine:.2f} busy: {spent}); {top} use the most"
-        )
-        if top == "other programs":
-            verdict += " (the run was contended)"
-        return verdict
-    if cpu.worker_max >= LOOP_BOUND:
-        return f"the workers' event loops (the busiest at {cpu.worker_max:.2f} of a core)"
-    return f"no CPU ({cpu.machine:.2f} of {cores} cores busy: {spent}): waiting, not computing"
 
 
 class _CpuWindow:
@@ -284,16 +176,23 @@ def _int(stats: dict[str, object], name: str) -> int:
 class _Point:
     """The processes and files of one worker count."""
 
-    def __init__(self, config: ScaleConfig, n: int, run_id: str, gateway: tuple[Child, str]):
+    def __init__(self, config: ScaleConfig, n: int, run_id: str) -> None:
         self.config = config
         self.n = n
         self.directory = config.data_dir / f"{n}-workers"
         self.topic = f"persistent://public/default/keylane-scale-{run_id}-{n}"
         self.schema = f"keylane_scale_{run_id}_{n}"
-        self.gateway, self.gateway_url = gateway
+        self.gateway: Child | None = None
+        self.gateway_url = ""
         self.workers: list[Child] = []
         self.publishers: list[Child] = []
         self.tail = DecisionTail([self.directory / f"worker-{i}.jsonl" for i in range(n)])
+
+    async def start_gateway(self) -> None:
+        log = self.directory / "gateway.jsonl"
+        args = ["gateway", "--port", "0", "--log", str(log)]
+        self.gateway = await spawn("gateway", args, self.directory / "gateway.log", capture=True)
+        self.gateway_url = await wait_gateway(self.gateway)
 
     async def start_workers(self) -> None:
         config = self.config
@@ -331,6 +230,7 @@ class _Point:
         config, what = self.config, "the saturation phase"
         publisher, history = await self.publish("saturation", ["--count", str(config.events)])
         await wait_decided(self.tail, 1, config.phase_timeout, self.workers, what)
+        assert self.gateway is not None
         window = _CpuWindow(config, self.workers, self.gateway)
         first = last = process_cpu(publisher.pid) or 0.0
         deadline = time.monotonic() + config.phase_timeout
@@ -361,19 +261,26 @@ class _Point:
             await child.stop(timeout=10)
         return tuple([await child.stop() for child in self.workers])
 
+    async def stop_gateway(self) -> dict[str, object]:
+        """The gateway's stats, then stop it (empty stats if it never started)."""
+        if self.gateway is None:
+            return {}
+        try:
+            return await gateway_stats(self.gateway_url) if self.gateway_url else {}
+        finally:
+            await self.gateway.stop()
+
     async def clean_up(self) -> None:
         dead_letters = f"{self.topic}-keylane-decisions-DLQ"
         await delete_topics(self.config.admin_url, [self.topic, dead_letters])
         await drop_schema(self.config.store_url, self.schema)
 
 
-async def _point(
-    config: ScaleConfig, n: int, rate: float | None, gateway: tuple[Child, str], run_id: str
-) -> ScalePoint:
-    point = _Point(config, n, run_id, gateway)
+async def _point(config: ScaleConfig, n: int, rate: float | None, run_id: str) -> ScalePoint:
+    point = _Point(config, n, run_id)
     point.directory.mkdir(parents=True, exist_ok=True)
-    before = await gateway_stats(point.gateway_url)
     try:
+        await point.start_gateway()
         await point.start_workers()
         sent, cpu = await point.saturation()
         committed = [point.tail.committed[m] for m in sent if m in point.tail.committed]
@@ -383,8 +290,11 @@ async def _point(
         paced = await point.latency(latency_rate)
     finally:
         codes = await point.stop()
-    after = await gateway_stats(point.gateway_url)
-    files = sorted(point.directory.glob("*.jsonl"))
+        stats = await point.stop_gateway()
+    files = [
+        point.directory / f"{name}.jsonl" for name in ("publish-saturation", "publish-latency")
+    ]
+    files += [point.directory / f"worker-{i}.jsonl" for i in range(n)]
     report = await asyncio.to_thread(lambda: check(read_history(files)))
     await point.clean_up()
     saturated = _latencies(sent, point.tail.committed)
@@ -402,8 +312,8 @@ async def _point(
         latency_p99_ms=percentile(latencies, 0.99) * 1000,
         cpu=cpu,
         checker_clean=report.clean,
-        duplicate_deliveries=_int(after, "duplicate_deliveries"),
-        deliveries=_int(after, "deliveries") - _int(before, "deliveries"),
+        duplicate_deliveries=_int(stats, "duplicate_deliveries"),
+        deliveries=_int(stats, "deliveries"),
         exit_codes=codes,
     )
 
@@ -413,26 +323,16 @@ async def run_scale(config: ScaleConfig) -> ScaleReport:
 
     Raises:
         ScaleBenchError: a process failed or a phase did not finish in time.
-        KeylaneError: the gateway could not start.
+        KeylaneError: a gateway could not start.
     """
     config.data_dir.mkdir(parents=True, exist_ok=True)
     run_id = secrets.token_hex(3)
-    gateway = await spawn(
-        "gateway",
-        ["gateway", "--port", "0", "--log", str(config.data_dir / "gateway.jsonl")],
-        config.data_dir / "gateway.log",
-        capture=True,
-    )
     points: list[ScalePoint] = []
-    try:
-        url = await wait_gateway(gateway)
-        rate = config.latency_rate
-        for n in config.workers:
-            point = await _point(config, n, rate, (gateway, url), run_id)
-            points.append(point)
-            rate = point.latency_rate
-    finally:
-        await gateway.stop()
+    rate = config.latency_rate
+    for n in config.workers:
+        point = await _point(config, n, rate, run_id)
+        points.append(point)
+        rate = point.latency_rate
     cores = os.cpu_count() or 1
     measured = tuple(points)
     return ScaleReport(

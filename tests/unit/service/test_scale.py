@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from keylane.cli.render.scale import WIDTH, scale_lines, scale_table
 from keylane.service.procstat import (
     children_of,
     find_postmaster,
@@ -21,6 +23,7 @@ from keylane.service.procstat import (
 from keylane.service.scale import (
     Cpu,
     ScalePoint,
+    ScaleReport,
     _with_schema,
     ceiling,
     cpu_per_event,
@@ -155,3 +158,23 @@ def test_cpu_per_event_and_the_ceiling_it_implies() -> None:
         {"workers": 1.8, "broker": 0.6, "store": 0.4, "gateway+publisher": 0.2}
     )
     assert ceiling(p, cores=2) == pytest.approx(2 / 0.003)
+
+
+def test_the_table_and_the_verdict_lines_render_every_point() -> None:
+    points = (point(1, 1000), point(2, 1500, machine=1.95))
+    report = ScaleReport(
+        points=points,
+        cores=2,
+        flattens=flattening(points),
+        saturates=tuple(saturation(p, 2) for p in points),
+    )
+    console = Console(record=True, width=WIDTH)
+    console.print(scale_table(report))
+    table = console.export_text()
+    assert "1,500" in table
+    assert "1.50" in table  # 2 workers vs 1
+    assert "clean" in table
+    lines = scale_lines(report)
+    assert lines[0] == "curve: does not flatten up to 2 workers"
+    assert lines[2].startswith("2 worker(s): saturates the machine's 2 cores")
+    assert lines[3].startswith("1 worker(s): CPU ms per event: workers 1.800")

@@ -12,7 +12,7 @@ from keylane.service.scale import ScaleReport, ceiling, cpu_per_event
 __all__ = ["WIDTH", "scale_lines", "scale_table"]
 
 #: Columns the table needs to print unbroken (a console narrower than this wraps the cells).
-WIDTH = 150
+WIDTH = 160
 
 
 def _cores(value: float | None) -> str:
@@ -27,7 +27,7 @@ def scale_table(report: ScaleReport) -> Table:
         table.caption = (
             f"{first.events:,} events unpaced (saturation), then {first.latency_rate:,.0f} "
             f"events/s (latency); latency = publish -> commit; CPU in cores of {report.cores}, "
-            "over the saturation window"
+            "over the saturation window; sent/dup = the gateway's deliveries and duplicates"
         )
     for name, justify in (
         ("workers", "right"),
@@ -41,6 +41,7 @@ def scale_table(report: ScaleReport) -> Table:
         ("gw+pub cpu", "right"),
         ("machine (other)", "right"),
         ("checker", "left"),
+        ("sent", "right"),
         ("dup", "right"),
         ("exit", "left"),
     ):
@@ -60,6 +61,7 @@ def scale_table(report: ScaleReport) -> Table:
             f"{cpu.gateway + cpu.publisher:.2f}",
             f"{cpu.machine:.2f} ({cpu.other:.2f})",
             "clean" if p.checker_clean else "ANOMALIES",
+            f"{p.deliveries:,}",
             str(p.duplicate_deliveries),
             ",".join(map(str, p.exit_codes)),
         )
