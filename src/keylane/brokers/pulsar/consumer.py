@@ -39,7 +39,6 @@ from keylane.brokers.base import (
     check_max_messages,
     to_seconds,
 )
-from keylane.brokers.pulsar._convert import message_id_from_native, optional_text
 from keylane.brokers.pulsar._errors import result_name, translate, translate_native
 from keylane.brokers.pulsar._receiver import Receiver
 from keylane.errors import (
@@ -55,20 +54,32 @@ __all__ = ["PulsarConsumer", "to_message"]
 _INDIVIDUAL_ONLY = (SubscriptionType.SHARED, SubscriptionType.KEY_SHARED)
 
 
-def to_message(native: _pulsar.Message) -> Message:
-    """keylane's :class:`Message` of a received client message (kept as ``handle``)."""
+_NO_PROPERTIES: MappingProxyType[str, str] = MappingProxyType({})
+
+
+def to_message(native: _pulsar.Message, topic: str | None = None) -> Message:
+    """keylane's :class:`Message` of a received client message (kept as ``handle``).
+
+    Args:
+        native: the client's message.
+        topic: the consumer's topic, used as the message's topic when it is not a partition's
+            (saves the client call on the receive path); None asks the client.
+    """
+    native_id = native.message_id()
+    partition = native_id.partition()
+    properties = native.properties()  # a fresh dict
     event_ms = native.event_timestamp()
     return Message(
-        data=native.data(),
-        key=optional_text(native.partition_key()),
-        ordering_key=optional_text(native.ordering_key()),
-        properties=MappingProxyType(dict(native.properties())),
-        message_id=message_id_from_native(native.message_id()),
-        topic=str(native.topic_name()),
-        publish_time=native.publish_timestamp() / 1000,
-        redelivery_count=int(native.redelivery_count()),
-        event_time=event_ms / 1000 if event_ms else None,
-        handle=native,
+        native.data(),
+        native.partition_key() or None,  # the client reports "no key" as ""
+        native.ordering_key() or None,
+        MappingProxyType(properties) if properties else _NO_PROPERTIES,
+        MessageId(partition, native_id.ledger_id(), native_id.entry_id(), native_id.batch_index()),
+        topic if topic is not None and partition < 0 else str(native.topic_name()),
+        native.publish_timestamp() / 1000,
+        native.redelivery_count(),
+        event_ms / 1000 if event_ms else None,
+        native,
     )
 
 
@@ -143,7 +154,7 @@ class PulsarConsumer(Consumer):
         seconds = None if timeout is None else to_seconds(timeout, "timeout")
         self._check_open()
         native = await self._receiver.receive(seconds)
-        message = to_message(native)
+        message = to_message(native, self._topic)
         self._held[message.message_id] = native
         return message
 
@@ -154,10 +165,10 @@ class PulsarConsumer(Consumer):
         seconds = None if timeout is None else to_seconds(timeout, "timeout")
         self._check_open()
         natives = await self._receiver.receive_many(count, seconds)
-        held = self._held
+        held, topic = self._held, self._topic
         out = []
         for native in natives:
-            message = to_message(native)
+            message = to_message(native, topic)
             held[message.message_id] = native
             out.append(message)
         return out
