@@ -79,6 +79,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def keylane_run(tmp_path: Path) -> Iterator[Run]:
     """``keylane run`` on a small, slow day (300 subscribers, 300 simulated seconds a second)."""
+    _require_chromium()
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     command = [
         sys.executable, "-m", "keylane", "run", "--subscribers", "300", "--speed", "300",
@@ -108,8 +109,9 @@ def _number(text: str | None) -> int:
     return int(text.replace(",", ""))
 
 
-def test_the_dashboard_shows_the_run_live_in_chromium(keylane_run: Run) -> None:
-    _require_chromium()
+def test_the_dashboard_shows_the_run_live_in_chromium(
+    keylane_run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
     from playwright.sync_api import sync_playwright
 
     run = keylane_run
@@ -176,7 +178,8 @@ def test_the_dashboard_shows_the_run_live_in_chromium(keylane_run: Run) -> None:
             page.screenshot(path=str(shot), full_page=True)
         finally:
             context.close()
-    print(f"\ndashboard screenshot: {shot}")
+    with capsys.disabled():
+        print(f"\ndashboard screenshot: {shot}")
 
     # The page's timeline agrees with the API: that subscriber has a sent row in its ledger.
     view = httpx.get(
