@@ -3,9 +3,9 @@
 Usage (from the repository root; stdlib only, so any Python 3.11 works)::
 
     .venv/bin/python scripts/services.py up | down | status | env
-    .venv/bin/python scripts/services.py pulsar start|stop|status
+    .venv/bin/python scripts/services.py pulsar start|stop|restart|status [--keep-data]
     .venv/bin/python scripts/services.py redis start|stop|status
-    .venv/bin/python scripts/services.py postgres start|stop|status
+    .venv/bin/python scripts/services.py postgres start|stop|restart|status
 
 The servers listen on 127.0.0.1 only and keep their state under ``.services/`` (gitignored;
 ``KEYLANE_SERVICES_DIR`` moves it; ``KEYLANE_PULSAR_PORT``, ``KEYLANE_PULSAR_WEB_PORT``,
@@ -18,7 +18,9 @@ matching URLs):
   Maven Central (``tools/pulsar-dist/pom.xml``), unpacked into ``.services/pulsar/``, run as
   ``bin/pulsar standalone`` with OpenJDK 17, small heap, a fresh data directory on every start and
   the overrides in ``PULSAR_OVERRIDES``. Ready once ``public/default`` exists and
-  ``/admin/v2/brokers/health`` answers ``ok``.
+  ``/admin/v2/brokers/health`` answers ``ok``. ``--keep-data`` (or ``KEYLANE_PULSAR_KEEP_DATA=1``)
+  keeps the data directory instead, so topics, subscriptions and unacked messages survive: ``pulsar
+  restart --keep-data`` is the chaos harness's broker restart (``docs/chaos.md``).
 * PostgreSQL: Debian's ``postgresql`` (installed with apt-get when missing), a cluster of its own
   made by ``initdb`` in ``.services/postgres/data`` (or under the ``postgres`` user's home when
   that user cannot reach the checkout), run as the ``postgres`` user (the server refuses root)
@@ -101,6 +103,9 @@ PULSAR_OVERRIDES = {
     # Kept at the defaults on purpose (the contract tests rely on them); listed for the record.
     "activeConsumerFailoverDelayTimeMillis": "1000",
     "subscriptionKeySharedUseConsistentHashing": "true",
+    # A client that stops answering pings (a SIGSTOPped process: the chaos harness's zombie) is
+    # disconnected after one to two intervals and its keys move; the default is 30 s.
+    "keepAliveIntervalSeconds": "5",
 }
 PULSAR_MEM = "-Xms256m -Xmx768m -XX:MaxDirectMemorySize=512m"
 PULSAR_GC = "-XX:+UseG1GC"
@@ -362,7 +367,13 @@ def pulsar_wait_ready(alive: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-def pulsar_start() -> None:
+def keep_data_default() -> bool:
+    """``KEYLANE_PULSAR_KEEP_DATA`` is set to 1 (or true/yes)."""
+    return os.environ.get("KEYLANE_PULSAR_KEEP_DATA", "").strip().lower() in ("1", "true", "yes")
+
+
+def pulsar_start(keep_data: bool = False) -> None:
+    """Start the standalone (reuse a healthy one); ``keep_data`` keeps the data directory."""
     pid = pulsar_running_pid()
     if pid is not None:
         # Healthy: reuse. Still starting (another `up`): give it a while. Otherwise replace it.
@@ -378,8 +389,11 @@ def pulsar_start() -> None:
     started = time.monotonic()
     pulsar_install()
     pulsar_write_config()
-    shutil.rmtree(PULSAR_DATA, ignore_errors=True)  # stale RocksDB metadata breaks restarts
-    PULSAR_DATA.mkdir(parents=True)
+    if keep_data and PULSAR_DATA.is_dir():
+        log(f"pulsar: keeping the data directory {PULSAR_DATA}")
+    else:
+        shutil.rmtree(PULSAR_DATA, ignore_errors=True)  # stale RocksDB metadata breaks restarts
+        PULSAR_DATA.mkdir(parents=True)
     env = {
         **os.environ,
         "JAVA_HOME": str(java17_home()),
@@ -426,6 +440,12 @@ def pulsar_stop() -> None:
     else:
         stop_pid(pid, "pulsar")
     PULSAR_PIDFILE.unlink(missing_ok=True)
+
+
+def pulsar_restart(keep_data: bool = False) -> None:
+    """Stop the standalone (if running) and start it again, with its data if ``keep_data``."""
+    pulsar_stop()
+    pulsar_start(keep_data)
 
 
 def pulsar_status() -> bool:
@@ -628,6 +648,12 @@ def postgres_stop() -> None:
         stop_pid(pid, "postgres")
 
 
+def postgres_restart() -> None:
+    """Stop the server (if running) and start it again; the data directory is kept."""
+    postgres_stop()
+    postgres_start()
+
+
 def postgres_status() -> bool:
     pid = postgres_running_pid()
     ok = pid is not None and postgres_healthy()
@@ -669,18 +695,28 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sub.add_parser(name, help=text)
     for name in ("pulsar", "redis", "postgres"):
-        sub.add_parser(name, help=f"manage {name} only").add_argument(
-            "action", choices=["start", "stop", "status"]
-        )
+        service = sub.add_parser(name, help=f"manage {name} only")
+        restart = ["restart"] if name != "redis" else []
+        service.add_argument("action", choices=["start", "stop", *restart, "status"])
+        if name == "pulsar":
+            service.add_argument(
+                "--keep-data",
+                action="store_true",
+                default=keep_data_default(),
+                help="start on the existing data directory (default: KEYLANE_PULSAR_KEEP_DATA)",
+            )
     args = parser.parse_args(argv)
 
-    actions = {
-        ("pulsar", "start"): pulsar_start,
+    keep = bool(getattr(args, "keep_data", False))
+    actions: dict[tuple[str, str], Callable[[], None]] = {
+        ("pulsar", "start"): functools.partial(pulsar_start, keep),
         ("pulsar", "stop"): pulsar_stop,
+        ("pulsar", "restart"): functools.partial(pulsar_restart, keep),
         ("redis", "start"): redis_start,
         ("redis", "stop"): redis_stop,
         ("postgres", "start"): postgres_start,
         ("postgres", "stop"): postgres_stop,
+        ("postgres", "restart"): postgres_restart,
     }
     statuses = {"pulsar": pulsar_status, "redis": redis_status, "postgres": postgres_status}
     try:
@@ -696,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
                     chromium_install()
                     redis_start()
                     postgres_start()
-                    pulsar_start()
+                    pulsar_start(keep_data_default())
                 elif args.command == "down":
                     pulsar_stop()
                     postgres_stop()
