@@ -118,6 +118,13 @@ def worker_command(
         float | None,
         typer.Option(help="Seconds a drain lets decisions in flight finish; 10 [KEYLANE_GRACE]."),
     ] = None,
+    handler_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds one decision attempt may take (3 attempts, then the dead-letter "
+            "topic); 30 [KEYLANE_HANDLER_TIMEOUT]."
+        ),
+    ] = None,
     stats_interval: Annotated[
         float | None,
         typer.Option(help="Seconds between stats log lines; 10 [KEYLANE_STATS_INTERVAL]."),
@@ -156,6 +163,7 @@ def worker_command(
         history_path=history,
         health_port=health_port,
         grace=grace,
+        handler_timeout=handler_timeout,
         stats_interval=stats_interval,
         json_logs=json_logs,
         log_level=log_level,

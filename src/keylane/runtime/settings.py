@@ -28,6 +28,8 @@ wins over its variable; an empty variable counts as unset.
 - ``KEYLANE_HISTORY`` (``--history``): a JSON Lines file of every decision attempt.
 - ``KEYLANE_HEALTH_PORT`` (``--health-port``): ``/healthz`` and ``/readyz`` on 127.0.0.1; 0 (none).
 - ``KEYLANE_GRACE`` (``--grace``): seconds a drain lets decisions in flight finish; 10.
+- ``KEYLANE_HANDLER_TIMEOUT`` (``--handler-timeout``): seconds one decision attempt may take
+  before lanes cancel it (after 3 attempts: the dead-letter topic); 30.
 - ``KEYLANE_STATS_INTERVAL`` (``--stats-interval``): seconds between stats log lines; 10.
 - ``KEYLANE_JSON_LOGS`` (``--json-logs/--no-json-logs``): one JSON object per log line; true.
 - ``KEYLANE_LOG_LEVEL`` (``--log-level``): debug, info, warning or error; info.
@@ -209,6 +211,10 @@ def _grace(source: str, value: object) -> object:
     return check_seconds(source, value, maximum=3600.0)
 
 
+def _timeout(source: str, value: object) -> object:
+    return check_seconds(source, value, allow_zero=False, minimum=0.1, maximum=3600.0)
+
+
 def _interval(source: str, value: object) -> object:
     return check_seconds(source, value, allow_zero=False, minimum=0.1, maximum=86_400.0)
 
@@ -279,6 +285,7 @@ WORKER_SETTINGS: tuple[Setting, ...] = (
     Setting("history_path", "KEYLANE_HISTORY", "--history", _path, _history),
     Setting("health_port", "KEYLANE_HEALTH_PORT", "--health-port", _int, _between(0, 65535)),
     Setting("grace", "KEYLANE_GRACE", "--grace", _float, _grace),
+    Setting("handler_timeout", "KEYLANE_HANDLER_TIMEOUT", "--handler-timeout", _float, _timeout),
     Setting("stats_interval", "KEYLANE_STATS_INTERVAL", "--stats-interval", _float, _interval),
     Setting("json_logs", "KEYLANE_JSON_LOGS", "--json-logs", _bool, _flag),
     Setting("log_level", "KEYLANE_LOG_LEVEL", "--log-level", _text, _level),
@@ -321,6 +328,7 @@ class WorkerSettings:
     history_path: Path | None = None
     health_port: int = 0
     grace: float = 10.0
+    handler_timeout: float = 30.0
     stats_interval: float = 10.0
     json_logs: bool = True
     log_level: str = "info"

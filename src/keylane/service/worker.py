@@ -79,7 +79,7 @@ def worker_config(settings: WorkerSettings) -> WorkerConfig:
         consumers=settings.consumers,
         lanes=LaneConfig(
             max_in_flight=settings.max_in_flight,
-            handler_timeout=30.0,
+            handler_timeout=settings.handler_timeout,
             max_attempts=3,
             on_exhausted=ExhaustedPolicy.DEAD_LETTER,
             max_buffered_total=max(4 * settings.max_in_flight, 1024),

@@ -42,6 +42,7 @@ def test_every_setting_comes_from_its_variable() -> None:
         "KEYLANE_HISTORY": "/tmp/w.jsonl",
         "KEYLANE_HEALTH_PORT": "9100",
         "KEYLANE_GRACE": "2.5",
+        "KEYLANE_HANDLER_TIMEOUT": "4",
         "KEYLANE_STATS_INTERVAL": "30",
         "KEYLANE_JSON_LOGS": "no",
         "KEYLANE_LOG_LEVEL": "WARNING",
@@ -61,6 +62,7 @@ def test_every_setting_comes_from_its_variable() -> None:
     assert settings.clock_start == datetime(2026, 11, 27, 5, tzinfo=UTC)
     assert settings.history_path == Path("/tmp/w.jsonl")
     assert (settings.grace, settings.stats_interval) == (2.5, 30.0)
+    assert settings.handler_timeout == 4.0
     assert settings.json_logs is False
     assert settings.log_level == "warning"
 
@@ -103,6 +105,7 @@ def test_an_empty_variable_counts_as_unset() -> None:
         ({"KEYLANE_HEALTH_PORT": "70000"}, {}, ("KEYLANE_HEALTH_PORT", "65535")),
         ({"KEYLANE_SPEED": "-1"}, {}, ("KEYLANE_SPEED", "> 0")),
         ({"KEYLANE_GRACE": "soon"}, {}, ("KEYLANE_GRACE", "number")),
+        ({"KEYLANE_HANDLER_TIMEOUT": "0.05"}, {}, ("KEYLANE_HANDLER_TIMEOUT", "at least 0.1")),
         ({"KEYLANE_JSON_LOGS": "maybe"}, {}, ("KEYLANE_JSON_LOGS", "true or false")),
         ({"KEYLANE_LOG_LEVEL": "loud"}, {}, ("KEYLANE_LOG_LEVEL", "debug, info")),
         ({"KEYLANE_CLOCK_START": "2026-11-27T05:00"}, {}, ("KEYLANE_CLOCK_START", "timezone")),
