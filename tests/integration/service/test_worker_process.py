@@ -8,6 +8,7 @@ the workload. Each test has its own topic and PostgreSQL schema.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from keylane.journeys import Event, parse_event
+from keylane.service.scale_procs import drop_schema
 from keylane.workload import BlackFridaySpec, generate, write_events_file
 from tests.integration.service.procs import (
     KEYLANE,
@@ -59,10 +61,12 @@ def topic() -> str:
 
 
 @pytest.fixture
-def store_url(postgres_url: str) -> str:
+def store_url(postgres_url: str) -> Iterator[str]:
     """The test server with a password in the URL (trust auth ignores it) and a fresh schema."""
+    schema = f"it_worker_{secrets.token_hex(4)}"
     base = postgres_url.replace("keylane@", f"keylane:{PASSWORD}@", 1)
-    return f"{base}?schema=it_worker_{secrets.token_hex(4)}"
+    yield f"{base}?schema={schema}"
+    asyncio.run(drop_schema(postgres_url, schema))
 
 
 @pytest.fixture
