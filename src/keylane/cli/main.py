@@ -11,6 +11,7 @@ import typer
 
 from keylane.cli.bench import bench_app
 from keylane.cli.bench_pulsar import pulsar_bench_command
+from keylane.cli.chaos import chaos_command
 from keylane.cli.check import check_command
 from keylane.cli.compare import compare_command
 from keylane.cli.demo import demo_command
@@ -34,6 +35,7 @@ app.command("worker")(worker_command)
 app.command("publish")(publish_command)
 app.command("gateway")(gateway_command)
 app.command("serve")(serve_command)
+app.command("chaos")(chaos_command)
 
 
 def main() -> None:

@@ -140,6 +140,14 @@ def worker_command(
         str | None,
         typer.Option(help="debug, info, warning or error; info [KEYLANE_LOG_LEVEL]."),
     ] = None,
+    fault_hooks: Annotated[
+        bool | None,
+        typer.Option(
+            "--fault-hooks/--no-fault-hooks",
+            help="TEST ONLY: the chaos harness's hooks (events marked 'chaos' hang or slow "
+            "down); off [KEYLANE_FAULT_HOOKS].",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: decide the topic's events, commit them, send, fire timers; drain on SIGTERM.
 
@@ -167,6 +175,7 @@ def worker_command(
         stats_interval=stats_interval,
         json_logs=json_logs,
         log_level=log_level,
+        fault_hooks=fault_hooks,
     )
     configure_logging(
         json_lines=settings.json_logs, level=settings.log_level, static={"worker": settings.name}

@@ -33,6 +33,8 @@ wins over its variable; an empty variable counts as unset.
 - ``KEYLANE_STATS_INTERVAL`` (``--stats-interval``): seconds between stats log lines; 10.
 - ``KEYLANE_JSON_LOGS`` (``--json-logs/--no-json-logs``): one JSON object per log line; true.
 - ``KEYLANE_LOG_LEVEL`` (``--log-level``): debug, info, warning or error; info.
+- ``KEYLANE_FAULT_HOOKS`` (``--fault-hooks``): **test only**, the chaos harness's hooks
+  (``keylane.service.chaos.hooks``: events marked ``"chaos"`` hang or slow down); false.
 
 The service API and tracing (``keylane serve``, ``keylane run``; functions of their own):
 
@@ -289,6 +291,7 @@ WORKER_SETTINGS: tuple[Setting, ...] = (
     Setting("stats_interval", "KEYLANE_STATS_INTERVAL", "--stats-interval", _float, _interval),
     Setting("json_logs", "KEYLANE_JSON_LOGS", "--json-logs", _bool, _flag),
     Setting("log_level", "KEYLANE_LOG_LEVEL", "--log-level", _text, _level),
+    Setting("fault_hooks", "KEYLANE_FAULT_HOOKS", "--fault-hooks", _bool, _flag),
 )
 _BY_ATTR = {s.attr: s for s in WORKER_SETTINGS}
 
@@ -332,6 +335,7 @@ class WorkerSettings:
     stats_interval: float = 10.0
     json_logs: bool = True
     log_level: str = "info"
+    fault_hooks: bool = False
 
     def __post_init__(self) -> None:
         for spec in WORKER_SETTINGS:

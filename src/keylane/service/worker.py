@@ -28,7 +28,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -38,7 +38,7 @@ from keylane.brokers import connect
 from keylane.check import HistoryRecorder
 from keylane.clock import Clock, ScaledClock, SystemClock
 from keylane.journeys import JourneySet, load_default_journeys, load_journeys
-from keylane.lanes import ExhaustedPolicy, LaneConfig
+from keylane.lanes import ExhaustedPolicy, Handler, LaneConfig
 from keylane.providers import ChannelRouter, WebhookProvider
 from keylane.runtime import (
     RelayConfig,
@@ -88,6 +88,13 @@ def worker_config(settings: WorkerSettings) -> WorkerConfig:
         relay=RelayConfig(lease=30.0 * speed, retry_backoff=speed, retry_backoff_max=60.0 * speed),
         sweep_grace=5.0 * speed,
     )
+
+
+def _fault_hooks() -> Callable[[Handler, WorkerConfig], Handler]:
+    """The chaos harness's test-only hooks (``--fault-hooks``), imported only when asked for."""
+    from keylane.service.chaos.hooks import fault_hooks
+
+    return fault_hooks
 
 
 def _open_history(path: Path) -> HistoryRecorder:
@@ -257,6 +264,7 @@ class WorkerProcess:
             clock,
             worker_config(settings),
             history=self._recorder,
+            wrap_handler=_fault_hooks() if settings.fault_hooks else None,
         )
         self.monitor = WorkerMonitor(self._store, settings.stats_interval)
         worker.handler.add_observer(self.monitor.observe)
