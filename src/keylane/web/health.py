@@ -14,20 +14,17 @@ full API lives elsewhere in ``web/``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import Callable, Generator
-from types import TracebackType
+from collections.abc import Callable
 from typing import Self
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from keylane.errors import InvalidArgumentError
+from keylane.resource import AsyncClosable
+from keylane.web.serving import LocalServer
 
 __all__ = ["HOST", "HealthServer", "ReadinessProbe", "create_health_app"]
 
@@ -61,15 +58,7 @@ def create_health_app(probe: ReadinessProbe) -> Starlette:
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-class HealthServer:
+class HealthServer(AsyncClosable):
     """Serve :func:`create_health_app` on ``127.0.0.1:port`` (``async with`` starts and stops).
 
     Args:
@@ -84,19 +73,17 @@ class HealthServer:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidArgumentError(f"health port must be 0..65535, got {port!r}")
         self._probe = probe
-        self._port = port
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server = LocalServer("health endpoints", HOST, port, grace=1.0)
 
     @property
     def port(self) -> int:
         """The bound port (the requested one until started)."""
-        return self._port
+        return self._server.port
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        return f"http://{HOST}:{self._port}"
+        return self._server.url
 
     async def start(self) -> str:
         """Listen and return the base URL.
@@ -104,53 +91,16 @@ class HealthServer:
         Raises:
             InvalidArgumentError: the port is taken.
         """
-        if self._task is not None:
-            return self.url
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, self._port))
-        except OSError as exc:
-            sock.close()
-            raise InvalidArgumentError(
-                f"health endpoints cannot listen on {HOST}:{self._port}: {exc.strerror}"
-            ) from None
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_health_app(self._probe),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="keylane-health")
-        while not self._server.started:
-            if self._task.done():
-                await self.stop()
-                raise InvalidArgumentError(f"health endpoints on {self.url} did not start")
-            await asyncio.sleep(0.005)
-        return self.url
+        return await self._server.start(create_health_app(self._probe))
 
     async def stop(self) -> None:
         """Stop listening. Idempotent."""
-        task, server = self._task, self._server
-        self._task = self._server = None
-        if server is not None:
-            server.should_exit = True
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError, SystemExit):
-                await task
+        await self._server.stop()
+
+    async def close(self) -> None:
+        """The same as :meth:`stop`."""
+        await self.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
-import socket
 import sys
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-
-import uvicorn
 
 from keylane.errors import InvalidArgumentError, KeylaneError
 from keylane.web.gateway.app import DEFAULT_MAX_BODY_BYTES, GatewayState, create_app
 from keylane.web.gateway.faults import FaultPlan, FaultPolicy
 from keylane.web.gateway.journal import Journal
 from keylane.web.gateway.ledger import GatewayStats, Ledger
+from keylane.web.serving import LocalServer
 
 __all__ = ["DEFAULT_PORT", "GatewayServer", "main"]
 
@@ -36,14 +33,6 @@ __all__ = ["DEFAULT_PORT", "GatewayServer", "main"]
 DEFAULT_PORT = 8787
 #: Seconds a stopping server waits for requests in flight before cancelling them.
 _GRACE = 2
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the embedding program owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class GatewayServer:
@@ -74,12 +63,10 @@ class GatewayServer:
             raise InvalidArgumentError(
                 f"max_body_bytes must be at least 1024, got {max_body_bytes}"
             )
-        self._host = host
-        self._port = port
+        # Idle connections are kept longer than clients keep them (httpx: 5 s).
+        self._server = LocalServer("gateway", host, port, keep_alive=75, grace=_GRACE)
         self._journal = Journal(log_path) if log_path is not None else None
         self._state = GatewayState(Ledger(self._journal), FaultPolicy(), max_body_bytes)
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -89,7 +76,7 @@ class GatewayServer:
         Raises:
             InvalidArgumentError: the port is taken, or the log is in use or unreadable.
         """
-        if self._task is not None:
+        if self._server.running:
             return self.url
         if self._journal is not None:
             records = self._journal.open()
@@ -100,66 +87,23 @@ class GatewayServer:
             except InvalidArgumentError:
                 self._journal.close()
                 raise
+        self._state.stopping = asyncio.Event()
         try:
-            sock = self._bind()
+            return await self._server.start(create_app(self._state))
         except InvalidArgumentError:
             if self._journal is not None:
                 self._journal.close()
             raise
-        self._state.stopping = asyncio.Event()
-        config = uvicorn.Config(
-            create_app(self._state),
-            log_config=None,  # leave the embedding program's logging alone
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=75,  # longer than clients keep idle connections (httpx: 5 s)
-            timeout_graceful_shutdown=_GRACE,
-        )
-        server = _EmbeddedServer(config)
-        self._server = server
-        self._task = asyncio.create_task(server.serve(sockets=[sock]), name="keylane-gateway")
-        while not server.started:
-            if self._task.done():
-                await self._cleanup()
-                raise InvalidArgumentError(f"gateway on {self._host}:{self._port} did not start")
-            await asyncio.sleep(0.005)
-        return self.url
-
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only then,
-        # and without it every answer waits ~40 ms for a delayed ACK (Nagle).
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self._host, self._port))
-        except OSError as exc:
-            sock.close()
-            raise InvalidArgumentError(
-                f"gateway cannot listen on {self._host}:{self._port}: {exc.strerror}"
-            ) from None
-        sock.set_inheritable(True)
-        self._port = sock.getsockname()[1]
-        return sock
 
     async def stop(self) -> None:
         """Stop listening (requests held by a timeout fault end now) and close the log.
 
         The ledger stays readable; :meth:`start` serves again on the same port. Idempotent.
         """
-        if self._task is None:
+        if not self._server.running:
             return
         self._state.stopping.set()
-        assert self._server is not None
-        self._server.should_exit = True
-        await self._cleanup()
-
-    async def _cleanup(self) -> None:
-        task, self._task, self._server = self._task, None, None
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError, SystemExit):
-                await task
+        await self._server.stop()
         if self._journal is not None:
             self._journal.close()
 
@@ -180,8 +124,7 @@ class GatewayServer:
     @property
     def url(self) -> str:
         """The base URL, ``http://127.0.0.1:<port>`` (the bound port once started)."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return self._server.url
 
     @property
     def messages_url(self) -> str:
@@ -191,12 +134,12 @@ class GatewayServer:
     @property
     def port(self) -> int:
         """The port (0 until first started when asked for a free one)."""
-        return self._port
+        return self._server.port
 
     @property
     def running(self) -> bool:
         """Whether the listener is up."""
-        return self._task is not None
+        return self._server.running
 
     @property
     def ledger(self) -> Ledger:
