@@ -13,8 +13,8 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType, TracebackType
-from typing import Self, TypeVar
+from types import MappingProxyType
+from typing import TypeVar
 
 from keylane.brokers.base import (
     Broker,
@@ -31,6 +31,7 @@ from keylane.lanes.deadletter import producer_dead_letter_sink
 from keylane.lanes.handler import Handler
 from keylane.lanes.scheduler import DropCallback, Lanes
 from keylane.lanes.stats import LaneStats
+from keylane.resource import Startable
 
 __all__ = ["GroupStats", "LaneGroup", "merge_stats"]
 
@@ -51,7 +52,7 @@ class GroupStats:
     by_consumer: Mapping[str, LaneStats]
 
 
-class LaneGroup:
+class LaneGroup(Startable):
     """Consume one topic with ``consumers`` Key_Shared consumers, each through its own lanes.
 
     Args:
@@ -265,18 +266,6 @@ class LaneGroup:
         live = {name: lanes.stats() for name, lanes in self._members.items()}
         total = merge_stats([*live.values(), *self._retired], state=self._state)
         return GroupStats(total=total, by_consumer=MappingProxyType(live))
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 def merge_stats(snapshots: Iterable[LaneStats], *, state: str = "running") -> LaneStats:

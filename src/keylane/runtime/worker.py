@@ -15,8 +15,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Self
 
 from keylane.brokers.base import Broker, Producer
 from keylane.check import HistoryRecorder
@@ -24,6 +22,7 @@ from keylane.clock import Clock
 from keylane.journeys import EventType, JourneySet, ReasonCode, armed_timers
 from keylane.lanes import ExhaustedPolicy, GroupStats, Handler, LaneConfig, LaneGroup
 from keylane.providers import Provider
+from keylane.resource import Startable
 from keylane.runtime.handler import (
     DecisionObserver,
     DecisionOutcome,
@@ -119,7 +118,7 @@ class WorkerStats:
     swept: int
 
 
-class Worker:
+class Worker(Startable):
     """Decide, commit, dispatch and fire timers for the events on ``config.topic``.
 
     Args:
@@ -229,18 +228,6 @@ class Worker:
                 await self.relay.stop(grace if grace is not None else 10.0)
             if self._committer is not None:
                 await self._committer.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def stats(self) -> WorkerStats:
         """A snapshot of everything the worker counts."""

@@ -16,8 +16,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from keylane.brokers import connect
 from keylane.brokers.base import Broker, Producer
@@ -28,6 +26,7 @@ from keylane.errors import InvalidArgumentError
 from keylane.journeys import JourneySet
 from keylane.lanes import ExhaustedPolicy, Handler, LaneConfig
 from keylane.providers import ChannelRouter, Provider, WebhookProvider
+from keylane.resource import Startable
 from keylane.runtime import RelayConfig, Worker, WorkerConfig
 from keylane.state import StateStore, open_store
 from keylane.web.gateway import GatewayServer
@@ -68,7 +67,7 @@ class PipelineConfig:
     group_commit: bool = True
 
 
-class Pipeline:
+class Pipeline(Startable):
     """Starts and stops everything of one :class:`PipelineConfig` (``async with``).
 
     ``wrap_broker``, ``wrap_handler`` and ``wrap_provider`` (optional) wrap the broker, the
@@ -193,15 +192,3 @@ class Pipeline:
     async def stop(self) -> None:
         """Stop everything, in the reverse order of :meth:`start`."""
         await self._stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

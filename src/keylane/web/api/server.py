@@ -14,11 +14,10 @@ Imports uvicorn and the API's app.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
 
 from starlette.routing import BaseRoute
 
+from keylane.resource import Startable
 from keylane.web.api.app import create_app
 from keylane.web.api.state import ApiState
 from keylane.web.serving import LocalServer
@@ -32,7 +31,7 @@ ApiRoute = BaseRoute
 _GRACE = 2
 
 
-class ApiServer:
+class ApiServer(Startable):
     """Serve ``state`` over HTTP (``async with`` or ``start``/``stop``).
 
     Args:
@@ -72,15 +71,3 @@ class ApiServer:
         """End the streams, stop listening, wait for requests in flight (idempotent)."""
         self.state.stopping.set()
         await self._server.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

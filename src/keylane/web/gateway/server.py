@@ -17,10 +17,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from keylane.errors import InvalidArgumentError, KeylaneError
+from keylane.resource import Startable
 from keylane.web.gateway.app import DEFAULT_MAX_BODY_BYTES, GatewayState, create_app
 from keylane.web.gateway.faults import FaultPlan, FaultPolicy
 from keylane.web.gateway.journal import Journal
@@ -35,7 +34,7 @@ DEFAULT_PORT = 8787
 _GRACE = 2
 
 
-class GatewayServer:
+class GatewayServer(Startable):
     """The embedded SMS/email gateway, serving the webhook contract at ``{url}/v1/messages``."""
 
     def __init__(
@@ -106,18 +105,6 @@ class GatewayServer:
         await self._server.stop()
         if self._journal is not None:
             self._journal.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- what it serves ----------------------------------------------------------------------
 
