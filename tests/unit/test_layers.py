@@ -82,6 +82,20 @@ CONFINED: dict[str, frozenset[str]] = {
 #: The one module that reads the environment.
 ENVIRONMENT_READER = "keylane.runtime.settings"
 
+#: Subpackages only some modules may import: module prefix -> importers (module prefixes).
+#: The chaos harness (service/chaos, layer 6) is its CLI's alone; the worker loads only its
+#: test-only ``--fault-hooks`` module, which itself imports only the lanes' handler contract.
+PRIVATE: dict[str, frozenset[str]] = {
+    "keylane.service.chaos": frozenset({"keylane.service.chaos", "keylane.cli.chaos"}),
+    "keylane.service.chaos.hooks": frozenset({"keylane.service.chaos", "keylane.service.worker"}),
+}
+#: What the chaos hooks module may import (it runs inside every worker given --fault-hooks).
+HOOKS_MODULE = "keylane.service.chaos.hooks"
+HOOKS_IMPORTS = frozenset(
+    {"__future__", "asyncio", "json", "math", "collections", "dataclasses", "keylane"}
+)
+HOOKS_KEYLANE = ("keylane.lanes", "keylane.brokers.base")
+
 
 @dataclass(frozen=True)
 class Import:
@@ -187,6 +201,34 @@ def confinement_violations(imports: list[Import]) -> list[str]:
     return bad
 
 
+def private_violations(imports: list[Import]) -> list[str]:
+    bad = []
+    for imp in imports:
+        owners = [p for p in PRIVATE if imp.target == p or imp.target.startswith(p + ".")]
+        if not owners:
+            continue
+        allowed = PRIVATE[max(owners, key=len)]
+        if not any(imp.module == a or imp.module.startswith(a + ".") for a in allowed):
+            bad.append(f"{imp}: only {', '.join(sorted(allowed))} may import it")
+    for imp in imports:
+        if imp.module != HOOKS_MODULE:
+            continue
+        root = imp.target.split(".")[0]
+        if root not in HOOKS_IMPORTS or (
+            root == "keylane" and not imp.target.startswith(HOOKS_KEYLANE)
+        ):
+            bad.append(f"{imp}: the worker's fault hooks import only the lanes' contract")
+    return bad
+
+
+def test_the_chaos_harness_is_private_to_its_cli_and_the_worker_hooks() -> None:
+    assert private_violations(collect()) == []
+    # and the rule on the hooks' own imports can fail
+    planted = [Import(HOOKS_MODULE, "service", "keylane.service.chaos.runner", 1)]
+    planted.append(Import(HOOKS_MODULE, "service", "httpx", 2))
+    assert len(private_violations(planted)) == 2
+
+
 def test_every_package_has_a_layer() -> None:
     packages = {_module_of(p)[1] for p in SRC.rglob("*.py")}
     assert sorted(packages - LAYERS.keys()) == []
@@ -223,6 +265,8 @@ def test_only_the_settings_module_reads_the_environment() -> None:
         ("runtime", "from rich.console import Console\n", confinement_violations),
         ("check", "import typer\n", confinement_violations),
         ("runtime", "import starlette\n", confinement_violations),
+        ("service", "from keylane.service.chaos.runner import run_chaos\n", private_violations),
+        ("cli", "import keylane.service.chaos.hooks\n", private_violations),
     ],
 )
 def test_each_rule_catches_a_planted_violation(

@@ -11,6 +11,7 @@ worker that did not exit 0); 2 bad options or a harness that could not run.
 from __future__ import annotations
 
 import asyncio
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -62,6 +63,9 @@ def render_chaos(console: Console, report: ChaosReport) -> None:
         mark = "ok" if inv.ok else "[red]VIOLATED[/red]"
         table.add_row(inv.name, str(inv.violations), mark, inv.detail)
     console.print(table)
+    for inv in report.invariants:
+        for example in inv.examples if not inv.ok else ():
+            console.print(f"[red]{inv.name}:[/red] {example}", highlight=False)
     for note in report.notes:
         console.print(f"note: {note}")
     for incident in report.incidents:
@@ -73,6 +77,22 @@ def render_chaos(console: Console, report: ChaosReport) -> None:
     )
     verdict = "[green]PASSED[/green]" if report.ok else "[red]FAILED[/red]"
     console.print(f"chaos {verdict}")
+
+
+async def _run(config: ChaosConfig) -> ChaosReport:
+    """The run, with SIGTERM cancelling it like SIGINT does (so its clean-up runs)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run_chaos(config, progress=say)
+    except asyncio.CancelledError:
+        if task.cancelling():
+            raise KeyboardInterrupt from None  # exit 130, after the clean-up
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def chaos_command(
@@ -118,7 +138,7 @@ def chaos_command(
         speed=speed,
         plot_path=plot,
     )
-    report = asyncio.run(run_chaos(config, progress=say))
+    report = asyncio.run(_run(config))
     if not json_to_stdout(json_path):
         render_chaos(Console(width=200), report)
     write_json(json_path, report.to_json())

@@ -153,9 +153,12 @@ class Cluster:
         return self.first_event + timedelta(seconds=elapsed)
 
     def engine_at(self, monotonic: float) -> datetime:
-        """The cluster's engine time at ``monotonic`` (the fallback clock)."""
-        ago = (time.monotonic() - monotonic) * self.config.speed
-        return self.engine_now() - timedelta(seconds=ago)
+        """The run's shared engine time at ``monotonic``."""
+        return self.engine_at_wall(monotonic + time.time() - time.monotonic())
+
+    def engine_at_wall(self, wall: float) -> datetime:
+        """The run's shared engine time at ``wall`` (seconds since the epoch)."""
+        return self.first_event + timedelta(seconds=(wall - self.base_wall) * self.config.speed)
 
     # -- processes ----------------------------------------------------------------------------
 

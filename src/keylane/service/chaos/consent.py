@@ -8,8 +8,10 @@ harness published) through the engine's own :func:`~keylane.journeys.decide`, an
 ``opted_out``/``opted_in`` reasons. Consent depends only on the order of a key's events (a STOP
 opts out unless already out, a START opts in only after consent was given once), never on the
 time or on timers, which the histories do not hold; so the replay's consent matches the
-workers'. Each change is dated at its commit, on the committing worker's clock
-(:class:`EngineClock`).
+workers'. Each change is dated at the moment its commit returned, on the run's shared engine
+clock (``dating``: monotonic time to engine time), the clock the audit's opt-out rule then
+reads the gateway's receive times on. :class:`EngineClock` records one worker incarnation's own
+clock (the report's spread of clocks).
 
 Imports the journeys domain, the audit's values and the checker's records.
 """
@@ -17,7 +19,7 @@ Imports the journeys domain, the audit's values and the checker's records.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,17 +51,6 @@ class EngineClock:
         return self.start + timedelta(seconds=(monotonic - self.origin) * self.speed)
 
 
-def clock_for(clocks: Sequence[EngineClock], consumer: str, monotonic: float) -> EngineClock | None:
-    """The clock of the incarnation of ``consumer``'s worker that ran at ``monotonic``."""
-    worker = consumer.rsplit("-", 1)[0]
-    found = None
-    for clock in clocks:
-        later = found is None or clock.origin > found.origin
-        if clock.worker == worker and clock.origin <= monotonic and later:
-            found = clock
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class Replay:
     """What the replay found.
@@ -68,22 +59,19 @@ class Replay:
         changes: every opt-out and opt-in, dated at its commit.
         keys: keys replayed; ``decisions`` committed decisions replayed.
         unknown_events: commits of an event id the harness did not publish (not replayed).
-        undated: commits whose worker clock is unknown (dated by the fallback).
     """
 
     changes: tuple[ConsentChange, ...]
     keys: int
     decisions: int
     unknown_events: int
-    undated: int
 
 
 def replay_consent(
     attempts: Iterable[Attempt],
     events: Mapping[str, Event],
     journeys: JourneySet,
-    clocks: Sequence[EngineClock],
-    fallback: Callable[[float], datetime],
+    dating: Callable[[float], datetime],
 ) -> Replay:
     """Replay every key's commits through the engine; collect the consent changes.
 
@@ -91,15 +79,14 @@ def replay_consent(
         attempts: the merged histories' attempts (only commits are used).
         events: event id -> event, for everything the harness published.
         journeys: the journeys the workers ran.
-        clocks: every worker incarnation's clock.
-        fallback: monotonic -> engine time, for a commit whose worker clock is unknown.
+        dating: monotonic time -> the run's shared engine time.
     """
     commits: dict[str, list[Attempt]] = defaultdict(list)
     for a in attempts:
         if a.outcome == OK and a.version is not None and a.event_id is not None:
             commits[a.key].append(a)
     changes: list[ConsentChange] = []
-    unknown = undated = decisions = 0
+    unknown = decisions = 0
     for key, chain in commits.items():
         state: SubscriberState | None = None
         for a in sorted(chain, key=lambda a: a.version or 0):
@@ -109,12 +96,7 @@ def replay_consent(
                 continue
             committed = a.committed if a.committed is not None else a.end
             loaded = a.loaded if a.loaded is not None else a.start
-            clock = clock_for(clocks, a.consumer, committed)
-            if clock is None:
-                undated += 1
-                at, now = fallback(committed), fallback(loaded)
-            else:
-                at, now = clock.at(committed), clock.at(loaded)
+            at, now = dating(committed), dating(loaded)
             decision = decide(state, event, now, journeys)
             decisions += 1
             state = decision.new_state
@@ -122,4 +104,4 @@ def replay_consent(
                 opted_in = _CONSENT.get(reason.code)
                 if opted_in is not None:
                     changes.append(ConsentChange(key, at, opted_in))
-    return Replay(tuple(changes), len(commits), decisions, unknown, undated)
+    return Replay(tuple(changes), len(commits), decisions, unknown)

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from keylane.brokers import InitialPosition, SubscriptionType, connect
-from keylane.check import History, read_history
+from keylane.check import OK, Attempt, History, read_history
 from keylane.journeys import Event, JourneySet
 from keylane.lanes import DEAD_LETTER_ERROR
 from keylane.lanes.deadletter import ORIGIN_MESSAGE_ID
@@ -33,7 +33,7 @@ from keylane.service.chaos.timeline import (
     gateway_recovery,
     owned_keys,
 )
-from keylane.service.chaos.verify import Evidence
+from keylane.service.chaos.verify import Evidence, unbacked_dedupes
 from keylane.state import SendStatus, open_store
 from keylane.workload import subscriber_phones
 
@@ -94,6 +94,36 @@ async def sent_keys(store_url: str, keys: Iterable[str]) -> frozenset[str]:
     return frozenset(sent)
 
 
+async def marked(
+    store_url: str, schema: str, pairs: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which ``(key, event_id)`` the store's dedupe marks hold (asyncpg, read-only)."""
+    if not pairs:
+        return set()
+    import asyncpg
+
+    connection = await asyncpg.connect(store_url.partition("?")[0])
+    try:
+        rows = await connection.fetch(
+            f'SELECT key, event_id FROM "{schema}".keylane_dedupe '
+            "WHERE (key, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [k for k, _ in pairs],
+            [e for _, e in pairs],
+        )
+    finally:
+        await connection.close()
+    return {(str(r["key"]), str(r["event_id"])) for r in rows}
+
+
+def _in_doubt_commits(dedupes: Sequence[Attempt], confirmed: set[tuple[str, str]]) -> list[Attempt]:
+    """Commits the histories lack but the store confirms, dated at the dedupe that found them."""
+    return [
+        replace(a, outcome=OK, version=a.read_version, committed=a.loaded, loaded=a.loaded)
+        for a in dedupes
+        if (a.key, a.event_id or "") in confirmed and a.read_version
+    ]
+
+
 def history_paths(cluster: Cluster) -> list[Path]:
     """Every history file of the run: publishers', the harness's, every worker's."""
     paths = [*cluster.publication_paths, cluster.harness_path, *cluster.tail.paths]
@@ -111,12 +141,19 @@ async def gather(
     dead = await read_dead_letters(cluster)
     log = await asyncio.to_thread(read_gateway_log, cluster.dir / "gateway.jsonl")
     deliveries = [r for r in log if r.get("type") == "delivery"]
+    received = [
+        {**r, "sent_at": cluster.engine_at_wall(_wall(r["received_at"])).isoformat()}
+        for r in deliveries
+    ]
     known = {e.event_id: e for e in events} | cluster.harness_events
     keys = {e.key for e in known.values()}
     sent = await sent_keys(cluster.store_url, keys)
-    replay = await asyncio.to_thread(
-        replay_consent, history.attempts, known, journeys, cluster.clocks, cluster.engine_at
+    dedupes = unbacked_dedupes(history.attempts)
+    confirmed = await marked(
+        cluster.services.store_url, cluster.schema, [(a.key, a.event_id or "") for a in dedupes]
     )
+    commits = [*history.attempts, *_in_doubt_commits(dedupes, confirmed)]
+    replay = await asyncio.to_thread(replay_consent, commits, known, journeys, cluster.engine_at)
     evidence = Evidence(
         history=history,
         poison=tuple(cluster.poison),
@@ -127,6 +164,8 @@ async def gather(
         consent=replay,
         journeys=journeys,
         phones=subscriber_phones(events),
+        in_doubt=frozenset(confirmed),
+        received=received,
     )
     return evidence, log
 
@@ -140,6 +179,10 @@ def completions_of(history: History) -> list[Completion]:
     ]
     found.sort(key=lambda c: c.time)
     return found
+
+
+def _wall(iso: object) -> float:
+    return datetime.fromisoformat(str(iso)).timestamp()
 
 
 def _gateway_events(log: Sequence[Mapping[str, object]], wall_offset: float) -> list[GatewayEvent]:

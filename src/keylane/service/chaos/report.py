@@ -110,7 +110,13 @@ class ChaosReport:
             "workers": self.workers,
             "faults": [f.to_dict(self.origin) for f in self.faults],
             "invariants": [
-                {"name": i.name, "violations": i.violations, "ok": i.ok, "detail": i.detail}
+                {
+                    "name": i.name,
+                    "violations": i.violations,
+                    "ok": i.ok,
+                    "detail": i.detail,
+                    "examples": list(i.examples),
+                }
                 for i in self.invariants
             ],
             "incidents": list(self.incidents),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -133,6 +134,26 @@ async def _wait_outbox(cluster: Cluster, timeout: float) -> None:
             await asyncio.sleep(1.0)
 
 
+def _error_lines(cluster: Cluster) -> list[str]:
+    """One note per worker whose log has error lines: how many, and the first one's message."""
+    notes = []
+    for name in sorted(cluster.names_ever):
+        errors = []
+        with contextlib.suppress(OSError):
+            for line in (cluster.dir / f"{name}.log").read_text(errors="replace").splitlines():
+                if '"level":"error"' in line:
+                    errors.append(line)
+        if errors:
+            try:
+                record = json.loads(errors[0])
+                first = f"{record.get('message') or record.get('event')}: "
+                first += str(record.get("error", "")).strip().splitlines()[-1:][0][:160]
+            except (ValueError, IndexError):
+                first = errors[0][:200]
+            notes.append(f"{name}: {len(errors)} error log lines, the first: {first}")
+    return notes
+
+
 async def run_chaos(
     config: ChaosConfig, progress: Callable[[str], None] | None = None
 ) -> ChaosReport:
@@ -234,6 +255,7 @@ async def _run(
         plot = None
         cluster.incidents.append(f"no plot: {exc}")
     notes = [f"load generator: {summary}"] if summary else []
+    notes.extend(_error_lines(cluster))
     startup = [c.origin - c.spawned for c in cluster.clocks]
     notes.append(
         f"engine clocks at speed {config.speed:g}: start-up times "
