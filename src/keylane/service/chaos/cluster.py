@@ -294,12 +294,17 @@ class Cluster:
             summary = {}
         return summary
 
+    async def stop_watching(self) -> None:
+        """Stop the watcher (it restarts a failed load segment: not while stopping)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ChaosError):
+                await watcher
+
     async def stop_all(self) -> None:
         """Stop the watcher, drain every worker (each must exit 0), stop the gateway."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await self.stop_watching()
         names = list(self.workers)
         codes = await asyncio.gather(*(self.stop_worker(name) for name in names))
         for name, code in zip(names, codes, strict=True):

@@ -1,8 +1,9 @@
 """The run as a picture: completions per second over time, each fault marked (a PNG).
 
-One line per worker (its commits per second, by commit time), the total in black and the load
-generator's rate as a dashed line; each fault is a shaded span from when it hit to when it was
-over (a line for an instantaneous one) with its name on top. Drawn with matplotlib's Agg
+Two panels sharing the time axis: on top all workers' commits per second (by commit time) and
+the load generator's rate (dashed); below, each worker's (clipped at its usual rate, so a
+catch-up spike does not flatten the rest). Each fault is a line where it hit and a shaded span
+until it was over, named on top. Drawn with matplotlib's Agg
 backend (no display needed); ``matplotlib`` is the ``chaos`` extra.
 
 Imports matplotlib and the harness's values.
@@ -48,29 +49,41 @@ def draw(
     total = per_second((c.time for c in completions), origin)
     end = max(total, default=0) + 1
     seconds = list(range(end))
-    figure, axes = plt.subplots(figsize=(14, 6), dpi=110)
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(14, 8), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    top.plot(seconds, [total.get(s, 0) for s in seconds], color="black", linewidth=1.3,
+             label="all workers")  # fmt: skip
+    top.axhline(rate, color="grey", linestyle="--", linewidth=0.8, label=f"load {rate:g}/s")
+    peak = max([*total.values(), rate])
+    per_worker_top = 0.0
     for worker in sorted(by_worker, key=lambda n: (len(n), n)):
         counts = per_second(by_worker[worker], origin)
-        axes.plot(seconds, [counts.get(s, 0) for s in seconds], linewidth=0.9, label=worker)
-    axes.plot(seconds, [total.get(s, 0) for s in seconds], color="black", linewidth=1.4,
-              label="all workers")  # fmt: skip
-    axes.axhline(rate, color="grey", linestyle="--", linewidth=0.8, label=f"load {rate:g}/s")
-    top = max([*total.values(), rate]) * 1.25
+        values = [counts.get(s, 0) for s in seconds]
+        bottom.plot(seconds, values, linewidth=0.9, label=worker)
+        ordered = sorted(values)
+        per_worker_top = max(per_worker_top, ordered[int(0.98 * (len(ordered) - 1))])
+    top_limit = peak * 1.3
     for i, fault in enumerate(faults):
         start, stop = fault.started - origin, fault.ended - origin
         color = f"C{(i + 3) % 10}"
-        if stop - start >= 0.5:
-            axes.axvspan(start, stop, color=color, alpha=0.18)
-        axes.axvline(start, color=color, linewidth=1.0)
-        axes.text(start, top * (0.97 - 0.06 * (i % 3)), f" {fault.kind.value}", color=color,
-                  fontsize=8, va="top")  # fmt: skip
-    axes.set_ylim(0, top)
-    axes.set_xlim(0, end)
-    axes.set_xlabel("seconds since the load started")
-    axes.set_ylabel("commits per second")
-    axes.set_title(title)
-    axes.legend(loc="lower left", fontsize=8, ncol=4)
-    axes.grid(alpha=0.3)
+        for axes in (top, bottom):
+            if stop - start >= 0.5:
+                axes.axvspan(start, stop, color=color, alpha=0.16)
+            axes.axvline(start, color=color, linewidth=1.0)
+        top.text(start, top_limit * (0.98 - 0.07 * (i % 3)), f" {fault.kind.value}",
+                 color=color, fontsize=8, va="top")  # fmt: skip
+    top.set_ylim(0, top_limit)
+    bottom.set_ylim(0, max(per_worker_top * 1.6, 1.0))
+    bottom.set_xlim(0, end)
+    bottom.set_xlabel("seconds since the load started")
+    top.set_ylabel("commits per second")
+    bottom.set_ylabel("per worker (clipped)")
+    top.set_title(title)
+    top.legend(loc="upper right", fontsize=8)
+    bottom.legend(loc="upper right", fontsize=8, ncol=6)
+    for axes in (top, bottom):
+        axes.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

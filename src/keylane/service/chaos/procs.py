@@ -110,11 +110,19 @@ class Children:
 
     def __init__(self) -> None:
         self._children: list[ChaosChild] = []
+        self.closing = False
         atexit.register(self._kill_now)
 
     def add(self, child: ChaosChild) -> None:
-        """Track ``child``."""
+        """Track ``child``; one started once closing began is stopped at once.
+
+        Raises:
+            ChaosError: the registry is closing (nothing may start any more).
+        """
         self._children.append(child)
+        if self.closing:
+            child.signal(signal.SIGKILL)
+            raise ChaosError(f"{child.name} started while the harness was stopping")
 
     @property
     def all(self) -> tuple[ChaosChild, ...]:
@@ -123,8 +131,11 @@ class Children:
 
     async def close(self, timeout: float = 30.0) -> None:
         """Stop every child still running (in parallel), then forget the exit hook."""
-        running = [child for child in self._children if child.running]
-        await asyncio.gather(*(child.stop(timeout) for child in running), return_exceptions=True)
+        self.closing = True
+        while running := [child for child in self._children if child.running]:
+            await asyncio.gather(
+                *(child.stop(timeout) for child in running), return_exceptions=True
+            )
         atexit.unregister(self._kill_now)
 
     def _kill_now(self) -> None:

@@ -186,6 +186,7 @@ async def run_chaos(
     try:
         return await _run(config, schedule, cluster, events, journeys, say, started)
     finally:
+        await cluster.stop_watching()
         await children.close()
         await cluster.close_log()
         try:
@@ -235,9 +236,11 @@ async def _run(
     measured = recoveries(faults, evidence.history, log, cluster.hang_event, cluster.zombie_marks)
     plot_path = config.plot_path or config.data_dir / "chaos.png"
     published = sum(1 for p in evidence.history.published)
+    broken = [i.name for i in verification.invariants if not i.ok]
     title = (
         f"keylane chaos ({config.profile}): {published:,} events at {config.rate:g}/s, "
-        f"{config.workers} workers; every invariant " + ("held" if verification.ok else "NOT held")
+        f"{config.workers} workers; "
+        + (f"VIOLATED: {', '.join(broken)}" if broken else "every invariant held")
     )
     try:
         plot: str | None = str(
