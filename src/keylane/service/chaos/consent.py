@@ -8,10 +8,14 @@ harness published) through the engine's own :func:`~keylane.journeys.decide`, an
 ``opted_out``/``opted_in`` reasons. Consent depends only on the order of a key's events (a STOP
 opts out unless already out, a START opts in only after consent was given once), never on the
 time or on timers, which the histories do not hold; so the replay's consent matches the
-workers'. Each change is dated at the moment its commit returned, on the run's shared engine
-clock (``dating``: monotonic time to engine time), the clock the audit's opt-out rule then
-reads the gateway's receive times on. :class:`EngineClock` records one worker incarnation's own
-clock (the report's spread of clocks).
+workers'. Each change is dated on the run's shared engine clock (``dating``: monotonic time to
+engine time), the clock the audit's opt-out rule then reads the gateway's receive times on. A
+commit becomes visible to other workers at some moment between its decision's load and its
+return, so each change gets the benefit of that window: an opt-out counts from when its commit
+returned (a send the relay re-checked while it was in flight is the runtime's documented
+exception), an opt-in from when its decision loaded the state (its START confirmation can go out
+before the commit's answer reaches the worker). :class:`EngineClock` records one worker
+incarnation's own clock (the report's spread of clocks).
 
 Imports the journeys domain, the audit's values and the checker's records.
 """
@@ -103,5 +107,5 @@ def replay_consent(
             for reason in decision.reasons:
                 opted_in = _CONSENT.get(reason.code)
                 if opted_in is not None:
-                    changes.append(ConsentChange(key, at, opted_in))
+                    changes.append(ConsentChange(key, now if opted_in else at, opted_in))
     return Replay(tuple(changes), len(commits), decisions, unknown)
