@@ -193,6 +193,24 @@ async def test_sends_awaited_in_turn_warn_once(
     assert producer.topic in warnings[0].getMessage()
 
 
+async def test_enqueue_futures_awaited_in_turn_warn_too(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a batching producer with a short publish delay
+    topic = backend.topic()
+    producer = await backend.producer(
+        topic, batching=BatchingType.KEY_BASED, batching_max_publish_delay=0.001
+    )
+    caplog.set_level(logging.WARNING, logger="keylane.brokers")
+    # When each enqueued message's future is awaited before the next is enqueued
+    for i in range(SERIAL_SEND_WARN_AFTER + 5):
+        await (await producer.enqueue(b"x", key=f"user-{i % 10}"))
+    # Then that is the same slow loop, and it is named once too
+    warnings = [r for r in caplog.records if r.name == "keylane.brokers"]
+    assert len(warnings) == 1
+    assert "enqueue" in warnings[0].getMessage()
+
+
 async def test_pipelined_sends_do_not_warn(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:

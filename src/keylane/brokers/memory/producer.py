@@ -8,12 +8,13 @@ key, else partition key); a partition's batches are flushed together when they h
 ``batching_max_messages`` messages, after ``batching_max_publish_delay``, or on flush/close.
 Delayed messages are never batched. ``send`` resolves when its entry is stored; an awaited
 ``send`` closes its batch at the end of the event-loop iteration (the contract's rule, so that a
-send loop never waits for the publish delay), and a long run of sends awaited in turn logs one
-warning (:class:`~keylane.brokers.serial_sends.SerialSendWatch`). ``enqueue`` returns a future
-at once: unbatched and delayed messages are stored before it returns, batched ones resolve when
-their batch is. The argument rules are :mod:`keylane.brokers.validation`'s; a send of bytes with
-ASCII str keys (which always encode to UTF-8) and no properties, event time or delay (the common
-case) skips them.
+send loop never waits for the publish delay), and the awaited sends of a partition's open
+batches share one future. A long run of messages sent one at a time logs one warning
+(:class:`~keylane.brokers.serial_sends.SerialSendWatch`). ``enqueue`` returns a future at once:
+unbatched and delayed messages are stored before it returns, batched ones resolve when their
+batch is. The argument rules are :mod:`keylane.brokers.validation`'s; a send of bytes with ASCII
+str keys (which always encode to UTF-8) and no properties, event time or delay (the common case)
+skips them.
 
 Imports storage and the shared argument rules only; no dispatching and no other backend.
 """
@@ -29,7 +30,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from keylane.brokers.base import BatchingType, Duration, MessageId, Producer
-from keylane.brokers.memory.storage import NONE_KEY, InputMessage, TopicLog
+from keylane.brokers.memory.storage import NONE_KEY, Entry, InputMessage, TopicLog
 from keylane.brokers.serial_sends import SerialSendWatch
 from keylane.brokers.validation import NO_PROPERTIES, check_send_args, delivery_time
 from keylane.errors import AlreadyClosedError, BrokerError
@@ -41,13 +42,16 @@ logger = logging.getLogger("keylane.brokers.memory")
 
 
 class _Batch:
-    __slots__ = ("first_sequence_id", "futures", "messages")
+    __slots__ = ("entry", "error", "first_sequence_id", "futures", "messages")
 
     def __init__(self, first_sequence_id: int) -> None:
         self.messages: list[InputMessage] = []
-        #: One future per message, resolved with its id when the batch is stored (or failed
-        #: with BrokerError if storing it failed).
-        self.futures: list[asyncio.Future[MessageId]] = []
+        #: Per message: the future ``enqueue`` returned (resolved with the id when the batch is
+        #: stored, or failed with BrokerError), or None for an awaited ``send``.
+        self.futures: list[asyncio.Future[MessageId] | None] = []
+        self.entry: Entry | None = None
+        #: Why storing the batch failed (its sends raise BrokerError from it).
+        self.error: Exception | None = None
         #: Sequence id of the batch header (its first message's), for the keyless sticky key.
         self.first_sequence_id = first_sequence_id
 
@@ -55,12 +59,15 @@ class _Batch:
 class _Container:
     """The open batches of one partition."""
 
-    __slots__ = ("batches", "count", "timer")
+    __slots__ = ("batches", "count", "flushed", "timer")
 
     def __init__(self) -> None:
         self.batches: dict[str | None, _Batch] = {}
         self.count = 0
         self.timer: asyncio.TimerHandle | None = None
+        #: Resolved when the open batches are stored: what awaited sends wait on (one future
+        #: for all of them rather than one each).
+        self.flushed: asyncio.Future[None] | None = None
 
 
 class MemoryProducer(Producer):
@@ -100,8 +107,9 @@ class MemoryProducer(Producer):
         self._rr = (rng or random.Random()).randrange(self._partitions) if self._partitions else 0
         self._rr_count = 0
         self._rr_changed = -math.inf
-        #: Batched messages not stored yet (all partitions).
+        #: Batched messages not stored yet (all partitions), and taken since it was last 0.
         self._unflushed = 0
+        self._spell = 0
         self._flush_soon: asyncio.Handle | None = None
         self._serial = SerialSendWatch(f"producer {name!r} on {topic}")
 
@@ -145,16 +153,27 @@ class MemoryProducer(Producer):
         deliver_at: datetime | float | None = None,
         event_time: float | None = None,
     ) -> MessageId:
-        if self._batching is not None:
-            self._serial.awaited_send(self._unflushed, self._loop.time())
         stored = self._publish(
-            data, key, ordering_key, properties, deliver_after, deliver_at, event_time
+            data, key, ordering_key, properties, deliver_after, deliver_at, event_time, False
         )
         if isinstance(stored, MessageId):
             return stored
-        if self._flush_soon is None:  # close the batch at the end of this loop iteration
-            self._flush_soon = self._loop.call_soon(self._flush_all)
-        return await stored
+        partition, batch, index = stored
+        if batch.entry is None and batch.error is None:
+            if self._flush_soon is None:  # close the batch at the end of this loop iteration
+                self._flush_soon = self._loop.call_soon(self._flush_all)
+            container = self._containers[partition]
+            if container.flushed is None:
+                container.flushed = self._loop.create_future()
+            await container.flushed
+        if batch.entry is not None:
+            return batch.entry.messages[index][4]
+        if batch.error is not None:
+            raise BrokerError(
+                f"producer {self._name!r} could not store its batch on "
+                f"{self._logs[partition].name}: {batch.error!r}"
+            ) from batch.error
+        raise AlreadyClosedError(f"producer {self._name!r} closed before the send")
 
     async def enqueue(
         self,
@@ -168,13 +187,16 @@ class MemoryProducer(Producer):
         event_time: float | None = None,
     ) -> asyncio.Future[MessageId]:
         stored = self._publish(
-            data, key, ordering_key, properties, deliver_after, deliver_at, event_time
+            data, key, ordering_key, properties, deliver_after, deliver_at, event_time, True
         )
         if isinstance(stored, MessageId):
             future: asyncio.Future[MessageId] = self._loop.create_future()
             future.set_result(stored)
             return future
-        return stored
+        _, batch, index = stored
+        queued = batch.futures[index]
+        assert queued is not None
+        return queued
 
     def _publish(
         self,
@@ -185,8 +207,10 @@ class MemoryProducer(Producer):
         deliver_after: Duration | None,
         deliver_at: datetime | float | None,
         event_time: float | None,
-    ) -> MessageId | asyncio.Future[MessageId]:
-        """Check, route and store (or batch) one message: its id, or a future of it."""
+        with_future: bool,
+    ) -> MessageId | tuple[int, _Batch, int]:
+        """Check, route and store (or batch) one message: its id if stored at once, else
+        ``(partition, batch, index)`` (with a future in ``batch.futures`` if ``with_future``)."""
         if self._closed:
             raise AlreadyClosedError(f"producer {self._name!r} is closed")
         # Hot path: plain bytes, ASCII-str-or-None keys and nothing else need no further checks.
@@ -221,7 +245,7 @@ class MemoryProducer(Producer):
             )
             return entry.messages[0][4]
         message: InputMessage = (data, key, ordering_key, props, self._wall_clock(), event_time)
-        return self._add_to_batch(partition, message, sequence_id)
+        return self._add_to_batch(partition, message, sequence_id, with_future)
 
     def _fallback_key(self, key: str | None, ordering_key: str | None, sequence_id: int) -> str:
         """The keyless sticky key when the message has no key (unused otherwise)."""
@@ -234,8 +258,8 @@ class MemoryProducer(Producer):
         return f"{self._name}-{sequence_id}"
 
     def _add_to_batch(
-        self, partition: int, message: InputMessage, sequence_id: int
-    ) -> asyncio.Future[MessageId]:
+        self, partition: int, message: InputMessage, sequence_id: int, with_future: bool
+    ) -> tuple[int, _Batch, int]:
         container = self._containers[partition]
         bkey = None
         if self._key_based:
@@ -243,16 +267,20 @@ class MemoryProducer(Producer):
         batch = container.batches.get(bkey)
         if batch is None:
             batch = container.batches[bkey] = _Batch(sequence_id)
-        future: asyncio.Future[MessageId] = self._loop.create_future()
+        index = len(batch.messages)
         batch.messages.append(message)
-        batch.futures.append(future)
+        batch.futures.append(self._loop.create_future() if with_future else None)
         container.count += 1
+        if not self._unflushed:
+            self._serial.busy(self._loop.time())
+            self._spell = 0
         self._unflushed += 1
+        self._spell += 1
         if container.count >= self._max_messages:
             self._flush(partition)
         elif container.timer is None:
             container.timer = self._loop.call_later(self._max_delay, self._flush, partition)
-        return future
+        return partition, batch, index
 
     def _flush_all(self) -> None:
         self._flush_soon = None
@@ -266,14 +294,17 @@ class MemoryProducer(Producer):
             container.timer = None
         if not container.count:
             return
-        batches = container.batches
+        batches, flushed = container.batches, container.flushed
         self._unflushed -= container.count
-        container.batches, container.count = {}, 0
+        container.batches, container.count, container.flushed = {}, 0, None
         log = self._logs[partition]
         for batch in batches.values():
             try:
-                entry = log.append_batch(batch.messages, self._keyless(batch.first_sequence_id))
+                entry = batch.entry = log.append_batch(
+                    batch.messages, self._keyless(batch.first_sequence_id)
+                )
             except Exception as exc:  # fail these sends, not the flush timer or other batches
+                batch.error = exc
                 logger.exception(
                     "memory broker: producer %r could not store a batch of %d message(s) on %s",
                     self._name,
@@ -281,7 +312,7 @@ class MemoryProducer(Producer):
                     log.name,
                 )
                 for future in batch.futures:
-                    if not future.done():
+                    if future is not None and not future.done():
                         error = BrokerError(
                             f"producer {self._name!r} could not store its batch on "
                             f"{log.name}: {exc!r}"
@@ -290,10 +321,17 @@ class MemoryProducer(Producer):
                         future.set_exception(error)
                 continue
             for future, stored in zip(batch.futures, entry.messages, strict=True):
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_result(stored[4])
+        if flushed is not None and not flushed.done():
+            flushed.set_result(None)
         if not self._unflushed:
-            self._serial.idle(self._loop.time())
+            self._serial.idle(self._loop.time(), self._spell)
+            if self._flush_soon is not None:
+                # Nothing left for it; a send after this flush asks again, so its flush runs
+                # after the tasks this flush woke, which may fill the next batch first.
+                self._flush_soon.cancel()
+                self._flush_soon = None
 
     def _publish_now(
         self,
