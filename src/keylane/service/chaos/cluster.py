@@ -289,7 +289,7 @@ class Cluster:
         if code != 0:
             self.incidents.append(f"{publisher.name} exited {code} when stopped: {text[-200:]}")
         try:
-            summary: dict[str, object] = json.loads(text.splitlines()[-1]) if text else {}
+            summary: dict[str, object] = json.loads(text[text.index("{") :]) if text else {}
         except ValueError:
             summary = {}
         return summary

@@ -119,9 +119,16 @@ async def zombie(cluster: Cluster, spec: FaultSpec) -> FaultRecord:
     consumer = f"{name}-0"
     keepalive = await cluster.services.keepalive()
     owned = sorted(cluster.tail.keys_of(name, time.monotonic()))
+    # Per pair of keys: slowed everywhere (the zombie and the new owner race), slowed on the
+    # zombie only before its decision (the new owner decides first), after it (committed, not
+    # acked when the pause begins)
+    marks = [
+        *[mark(slow=ZOMBIE_SLOW)] * 2,
+        *[mark(slow=ZOMBIE_SLOW, only=name)] * 2,
+        *[mark(slow=ZOMBIE_SLOW, only=name, after=True)] * 2,
+    ]
     marked = [
-        _event(cluster, key, "zombie", mark(slow=ZOMBIE_SLOW, after=i % 2 == 1))
-        for i, key in enumerate(owned[:6])
+        _event(cluster, key, "zombie", chaos) for key, chaos in zip(owned[:6], marks, strict=False)
     ]
     if marked:
         await cluster.publish(marked)

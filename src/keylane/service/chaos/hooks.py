@@ -9,9 +9,10 @@ decision:
   attempt outlives lanes' ``handler_timeout`` and is cancelled (a *slow subscriber*); later
   attempts decide at once.
 - ``{"slow": S}`` (and ``"at": "before"``, the default): sleep ``S`` seconds, then decide; with
-  ``"at": "after"``: decide (commit), then sleep ``S`` seconds before lanes ack. The chaos
-  harness marks events of a worker's keys this way right before it SIGSTOPs the worker, so that
-  the worker's handlers are mid-decision when it resumes as a *zombie*.
+  ``"at": "after"``: decide (commit), then sleep ``S`` seconds before lanes ack; with ``"only":
+  NAME``, only on the consumers of worker ``NAME`` (``NAME-0``, ...). The chaos harness marks
+  events of a worker's keys this way right before it SIGSTOPs the worker, so that the worker's
+  handlers are mid-decision when it resumes as a *zombie*.
 
 Events without the mark cost one substring test. A mark that is not an object of known fields
 with seconds from 0 to :data:`MAX_SECONDS` is ignored (the event is decided as usual). The mark is
@@ -47,9 +48,12 @@ class Directive:
     hang: float = 0.0
     slow: float = 0.0
     after: bool = False
+    only: str | None = None
 
 
-def mark(*, hang: float = 0.0, slow: float = 0.0, after: bool = False) -> dict[str, object]:
+def mark(
+    *, hang: float = 0.0, slow: float = 0.0, after: bool = False, only: str | None = None
+) -> dict[str, object]:
     """The property value that asks for ``hang`` or ``slow`` (for :data:`MARK`)."""
     value: dict[str, object] = {}
     if hang:
@@ -57,6 +61,8 @@ def mark(*, hang: float = 0.0, slow: float = 0.0, after: bool = False) -> dict[s
     if slow:
         value["slow"] = slow
         value["at"] = "after" if after else "before"
+    if only is not None:
+        value["only"] = only
     return value
 
 
@@ -78,14 +84,17 @@ def directive_of(data: bytes) -> Directive | None:
         return None
     properties = event.get("properties") if isinstance(event, Mapping) else None
     value = properties.get(MARK) if isinstance(properties, Mapping) else None
-    if not isinstance(value, Mapping) or not set(value) <= {"hang", "slow", "at"}:
+    if not isinstance(value, Mapping) or not set(value) <= {"hang", "slow", "at", "only"}:
         return None
     hang = _seconds(value.get("hang", 0))
     slow = _seconds(value.get("slow", 0))
     at = value.get("at", "before")
+    only = value.get("only")
     if hang is None or slow is None or at not in ("before", "after"):
         return None
-    return Directive(hang=hang, slow=slow, after=at == "after")
+    if only is not None and not isinstance(only, str):
+        return None
+    return Directive(hang=hang, slow=slow, after=at == "after", only=only)
 
 
 def fault_hooks(handler: Handler, _config: object = None) -> Handler:
@@ -93,7 +102,10 @@ def fault_hooks(handler: Handler, _config: object = None) -> Handler:
 
     async def hooked(message: Message, context: HandlerContext) -> object:
         directive = directive_of(message.data)
-        if directive is None:
+        if directive is None or (
+            directive.only is not None
+            and not context.consumer_name.startswith(f"{directive.only}-")
+        ):
             return await handler(message, context)
         if directive.hang and context.attempt == 1:
             await asyncio.sleep(directive.hang)  # lanes' handler_timeout cancels it first

@@ -52,6 +52,8 @@ def _event(chaos: object) -> bytes:
         (_event(mark(hang=35)), Directive(hang=35.0)),
         (_event(mark(slow=2)), Directive(slow=2.0)),
         (_event(mark(slow=2, after=True)), Directive(slow=2.0, after=True)),
+        (_event(mark(slow=2, only="w2")), Directive(slow=2.0, only="w2")),
+        (_event({"slow": 1, "only": 2}), None),
         (b'{"event_id": "e1", "properties": {}}', None),
         (b'{"chaos": not json', None),
         (_event({"hang": -1}), None),
@@ -121,3 +123,22 @@ async def test_slow_sleeps_before_or_after_the_decision() -> None:
     assert set(order[:3]) == {"decided plain", "returned plain", "decided after"}
     assert set(order[3:]) == {"decided before", "returned before", "returned after"}
     assert order.index("decided before") < order.index("returned before")
+
+
+async def test_only_slows_the_named_workers_consumers() -> None:
+    seen: list[str] = []
+
+    async def handler(message: Message, context: HandlerContext) -> None:
+        seen.append(context.consumer_name)
+
+    hooked = fault_hooks(handler)
+    data = _event(mark(slow=30, only="w2"))
+    # Another worker's consumer (w20 is not w2) decides at once
+    await hooked(_message(data), HandlerContext("k", 1, "w20-0"))
+    await hooked(_message(data), HandlerContext("k", 1, "w1-0"))
+    assert seen == ["w20-0", "w1-0"]
+    # w2's consumer sleeps first
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await hooked(_message(data), HandlerContext("k", 1, "w2-0"))
+    assert seen == ["w20-0", "w1-0"]
