@@ -15,7 +15,7 @@ from keylane.bench.broker import BrokerBenchResult
 from keylane.bench.pipelined import lanes_end_to_end, pipelined_end_to_end, produce_then_drain
 from keylane.bench.pulsar_client import ProduceRun
 from keylane.bench.pulsar_compare import GOALS, KeySharedComparison
-from keylane.bench.pulsar_ingest import IngestResult, ProducePath, run_producers
+from keylane.bench.pulsar_ingest import IngestResult, IngestSeries, ProducePath, run_producers
 from keylane.bench.pulsar_perf import (
     PerfRate,
     PulsarPerfError,
@@ -95,14 +95,19 @@ def _ingest(path: ProducePath, *rates: float) -> IngestResult:
     return IngestResult(path, len(rates), runs)
 
 
+def _series(path: ProducePath, rate: float) -> IngestSeries:
+    """Three runs: the median at ``rate``, one faster, one slower."""
+    return IngestSeries(tuple(_ingest(path, r) for r in (rate * 1.5, rate, rate / 2)))
+
+
 def _comparison() -> KeySharedComparison:
     paths = (
-        _ingest(ProducePath.KEYLANE_ENQUEUE, 18_500),
-        _ingest(ProducePath.KEYLANE_SEND_GATHER, 12_000),
-        _ingest(ProducePath.KEYLANE_SEND_IN_TURN, 500),
-        _ingest(ProducePath.CLIENT_SEND_ASYNC, 20_000),
-        _ingest(ProducePath.CLIENT_ASYNCIO_GATHER, 10_000),
-        _ingest(ProducePath.CLIENT_ASYNCIO_IN_TURN, 85),
+        _series(ProducePath.KEYLANE_ENQUEUE, 18_500),
+        _series(ProducePath.KEYLANE_SEND_GATHER, 12_000),
+        _series(ProducePath.KEYLANE_SEND_IN_TURN, 500),
+        _series(ProducePath.CLIENT_SEND_ASYNC, 20_000),
+        _series(ProducePath.CLIENT_ASYNCIO_GATHER, 10_000),
+        _series(ProducePath.CLIENT_ASYNCIO_IN_TURN, 85),
     )
     return KeySharedComparison(
         embedded=_e2e(100_000),
@@ -111,7 +116,7 @@ def _comparison() -> KeySharedComparison:
         backlog_produce=PerfRate("keylane", "produce", 1000, 15_000),
         keylane_consume=PerfRate("keylane", "consume", 1000, 9_000),
         produce_paths=paths,
-        curve=(paths[0], _ingest(ProducePath.KEYLANE_ENQUEUE, 15_000, 10_000)),
+        curve=(paths[0], IngestSeries((_ingest(ProducePath.KEYLANE_ENQUEUE, 15_000, 10_000),))),
         perf=PulsarPerfResult(
             produce=PerfRate("pulsar-perf", "produce", 1000, 100_000),
             consume=PerfRate("pulsar-perf", "consume", 1000, 12_000),
@@ -131,12 +136,26 @@ def test_ingest_result_spans_all_processes() -> None:
     assert result.as_dict()["per_process_msgs_per_second"] == [1000.0, 500.0]
 
 
+def test_ingest_series_takes_the_median_run_and_checks_its_runs() -> None:
+    series = _series(ProducePath.KEYLANE_ENQUEUE, 10_000)
+    assert series.median.msgs_per_second == pytest.approx(10_000)
+    assert (series.low, series.high) == pytest.approx((5_000, 15_000))
+    assert series.as_dict()["runs_msgs_per_second"] == [15_000.0, 10_000.0, 5_000.0]
+    with pytest.raises(InvalidArgumentError):
+        IngestSeries(())
+    with pytest.raises(InvalidArgumentError):
+        IngestSeries(
+            (_ingest(ProducePath.KEYLANE_ENQUEUE, 1), _ingest(ProducePath.CLIENT_SEND_ASYNC, 1))
+        )
+
+
 def test_comparison_ratios_goals_and_rows() -> None:
     result = _comparison()
     assert result.best_client.path is ProducePath.CLIENT_SEND_ASYNC
     assert result.ratios == pytest.approx(
         {
             "keylane produce / best bare-client produce": 0.925,
+            "the same, per CPU second of the producer process": 1.0,
             "keylane e2e / min(perf produce, perf consume)": 0.5,
             "keylane lanes e2e / min(perf produce, perf consume)": 4_000 / 12_000,
             "keylane consume / perf consume": 0.75,
@@ -154,6 +173,7 @@ def test_comparison_ratios_goals_and_rows() -> None:
     view = result.as_dict()
     assert view["perf_commands"] == ["produce ...", "consume ..."]
     assert [p["path"] for p in view["produce_paths"]] == [p.value for p in ProducePath]  # type: ignore[attr-defined]
+    assert view["load_average_before_after"] == [0.0, 0.0]
 
 
 def test_pulsar_table_marks_each_goal_met_or_missed() -> None:
@@ -161,8 +181,8 @@ def test_pulsar_table_marks_each_goal_met_or_missed() -> None:
     console = Console(record=True, width=200)
     console.print(pulsar_table(result, "t"))
     out = console.export_text()
-    assert "keylane: await enqueue() per message" in out
-    assert "client: sync send_async + callback" in out
+    assert "keylane enqueue()" in out
+    assert "client send_async+callback" in out
     assert out.count(">= 0.90 met") == 1  # 18,500 / 20,000
     assert out.count(">= 0.50 met") == 1
     slower = replace(result, pulsar=_e2e(5_000))

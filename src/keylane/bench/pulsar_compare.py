@@ -13,8 +13,13 @@
 * **produce paths**: one fresh process each (:mod:`keylane.bench.pulsar_ingest`): keylane's
   ``enqueue``, ``send`` from 1000 tasks, ``send`` awaited in turn, and the bare client's
   ``send_async``, ``pulsar.asyncio`` gather and ``pulsar.asyncio`` awaited in turn;
-* **the ingest curve**: keylane's ``enqueue`` path in 1, 2 and 4 processes at once;
+* **the ingest curve**: keylane's ``enqueue`` path in 1, 2 and 4 processes at once, the
+  ``messages`` split evenly over them;
 * **pulsar-perf, by phase**: :func:`~keylane.bench.pulsar_perf.pulsar_perf_key_shared`.
+
+The produce paths and the curve are measured ``rounds`` times, in turn (each round starts with
+another one), because the machine's load changes from second to second; the figures are the
+median runs, with the range beside them. The load average before and after is kept with them.
 
 The paths awaited in turn publish :data:`IN_TURN_MESSAGES` (keylane) and
 :data:`CLIENT_IN_TURN_MESSAGES` (the bare client, about 85 msg/s) messages, the others
@@ -27,13 +32,14 @@ Imports brokers through :func:`keylane.brokers.connect` and the contract only.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from keylane.bench.broker import BrokerBenchResult
 from keylane.bench.pipelined import lanes_end_to_end, pipelined_end_to_end, produce_then_drain
-from keylane.bench.pulsar_ingest import IngestResult, ProducePath, run_producers
+from keylane.bench.pulsar_ingest import IngestResult, IngestSeries, ProducePath, run_producers
 from keylane.bench.pulsar_perf import PerfRate, PulsarPerfResult, pulsar_perf_key_shared
 from keylane.brokers import connect
 from keylane.errors import InvalidArgumentError
@@ -80,15 +86,17 @@ class KeySharedComparison:
     lanes: BrokerBenchResult
     backlog_produce: PerfRate
     keylane_consume: PerfRate
-    produce_paths: tuple[IngestResult, ...]
-    curve: tuple[IngestResult, ...]
+    produce_paths: tuple[IngestSeries, ...]
+    curve: tuple[IngestSeries, ...]
     perf: PulsarPerfResult
+    #: The machine's 1-minute load average before and after the run.
+    load: tuple[float, float] = (0.0, 0.0)
 
     def path(self, path: ProducePath) -> IngestResult:
-        """The one-process run of ``path``."""
-        for run in self.produce_paths:
-            if run.path is path:
-                return run
+        """The median one-process run of ``path``."""
+        for series in self.produce_paths:
+            if series.path is path:
+                return series.median
         raise KeyError(path)
 
     @property
@@ -113,6 +121,9 @@ class KeySharedComparison:
         ratios = {
             "keylane produce / best bare-client produce": self.keylane_produce.msgs_per_second
             / self.best_client.msgs_per_second,
+            "the same, per CPU second of the producer process": (
+                self.keylane_produce.msgs_per_cpu_second / self.best_client.msgs_per_cpu_second
+            ),
             "keylane e2e / min(perf produce, perf consume)": self.pulsar.msgs_per_second
             / self.perf_bound,
             "keylane lanes e2e / min(perf produce, perf consume)": self.lanes.msgs_per_second
@@ -123,9 +134,9 @@ class KeySharedComparison:
             "keylane e2e over Pulsar / embedded e2e": self.pulsar.msgs_per_second
             / self.embedded.msgs_per_second,
         }
-        for run in self.curve:
-            ratios[f"keylane produce x{run.processes} processes / perf produce"] = (
-                run.msgs_per_second / perf_produce
+        for series in self.curve:
+            ratios[f"keylane produce x{series.processes} processes / perf produce"] = (
+                series.median.msgs_per_second / perf_produce
             )
         return ratios
 
@@ -156,6 +167,7 @@ class KeySharedComparison:
             "perf_commands": list(self.perf.commands),
             "ratios": {k: round(v, 3) for k, v in self.ratios.items()},
             "goals": dict(GOALS),
+            "load_average_before_after": list(self.load),
         }
 
 
@@ -178,21 +190,26 @@ async def compare_key_shared(
     receiver_queue_size: int = 1000,
     perf_duration: int = 10,
     processes: Sequence[int] = (1, 2, 4),
+    rounds: int = 3,
 ) -> KeySharedComparison:
     """Run the measurements described in the module docstring, in order.
 
     Args:
-        messages: messages of each end-to-end run and of each producer process.
+        messages: messages of each end-to-end run, of each one-process produce run, and of
+            each point of the ingest curve (split evenly over its processes).
         processes: the ingest curve's process counts (1 is always measured).
+        rounds: how often each produce path and curve point is measured (in turn, each round
+            starting with another path); the tables show the median run and the range.
 
     Raises:
         InvalidArgumentError: a parameter is out of range.
         KeylaneError: a measurement failed (a broker error, a producer process, pulsar-perf).
     """
-    if min(messages, consumers, keys, receiver_queue_size, perf_duration) < 1:
-        raise InvalidArgumentError("counts and durations must be >= 1")
+    if min(messages, consumers, keys, receiver_queue_size, perf_duration, rounds) < 1:
+        raise InvalidArgumentError("counts, durations and rounds must be >= 1")
     if not processes or min(processes) < 1:
         raise InvalidArgumentError("processes must be counts >= 1")
+    load_before = os.getloadavg()[0]
     shape = {
         "messages": messages,
         "consumers": consumers,
@@ -208,20 +225,24 @@ async def compare_key_shared(
         backlog, consume = await produce_then_drain(pulsar, **shape)
 
     async def produce(path: ProducePath, count: int) -> IngestResult:
+        total = _path_messages(path, messages)
         return await run_producers(
             path,
             count,
             service_url=service_url,
             topic=f"keylane-ingest-{uuid.uuid4().hex[:12]}",
-            messages=_path_messages(path, messages),
+            messages=max(1, total // count),
             keys=keys,
             payload_size=payload_size,
         )
 
-    paths = tuple([await produce(path, 1) for path in PRODUCE_PATHS])
-    curve = [next(r for r in paths if r.path is ProducePath.KEYLANE_ENQUEUE)]
-    for count in sorted(set(processes) - {1}):
-        curve.append(await produce(ProducePath.KEYLANE_ENQUEUE, count))
+    runs: dict[tuple[ProducePath, int], list[IngestResult]] = {}
+    order = [(path, 1) for path in PRODUCE_PATHS]
+    order += [(ProducePath.KEYLANE_ENQUEUE, n) for n in sorted(set(processes) - {1})]
+    for round_ in range(rounds):
+        shift = round_ % len(order)
+        for path, count in order[shift:] + order[:shift]:
+            runs.setdefault((path, count), []).append(await produce(path, count))
     perf = await pulsar_perf_key_shared(
         service_url,
         admin_url,
@@ -230,13 +251,15 @@ async def compare_key_shared(
         payload_size=payload_size,
         receiver_queue_size=receiver_queue_size,
     )
+    counts = sorted(set(processes) | {1})
     return KeySharedComparison(
         embedded=embedded,
         pulsar=over_pulsar,
         lanes=lanes,
         backlog_produce=backlog,
         keylane_consume=consume,
-        produce_paths=paths,
-        curve=tuple(curve),
+        produce_paths=tuple(IngestSeries(tuple(runs[(p, 1)])) for p in PRODUCE_PATHS),
+        curve=tuple(IngestSeries(tuple(runs[(ProducePath.KEYLANE_ENQUEUE, n)])) for n in counts),
         perf=perf,
+        load=(load_before, os.getloadavg()[0]),
     )

@@ -52,6 +52,7 @@ __all__ = [
     "MARKER",
     "IngestError",
     "IngestResult",
+    "IngestSeries",
     "ProducePath",
     "keylane_enqueue",
     "keylane_send_gather",
@@ -87,12 +88,12 @@ class ProducePath(enum.Enum):
 
 
 _LABELS = {
-    ProducePath.KEYLANE_ENQUEUE: "keylane: await enqueue() per message",
-    ProducePath.KEYLANE_SEND_GATHER: f"keylane: {SENDERS} tasks awaiting send()",
-    ProducePath.KEYLANE_SEND_IN_TURN: "keylane: each send() awaited in turn",
-    ProducePath.CLIENT_SEND_ASYNC: "client: sync send_async + callback",
-    ProducePath.CLIENT_ASYNCIO_GATHER: "client: pulsar.asyncio, gather of 2000",
-    ProducePath.CLIENT_ASYNCIO_IN_TURN: "client: pulsar.asyncio, each awaited in turn",
+    ProducePath.KEYLANE_ENQUEUE: "keylane enqueue()",
+    ProducePath.KEYLANE_SEND_GATHER: f"keylane send(), {SENDERS} tasks",
+    ProducePath.KEYLANE_SEND_IN_TURN: "keylane send() in turn",
+    ProducePath.CLIENT_SEND_ASYNC: "client send_async+callback",
+    ProducePath.CLIENT_ASYNCIO_GATHER: "client asyncio, gather 2000",
+    ProducePath.CLIENT_ASYNCIO_IN_TURN: "client asyncio, in turn",
 }
 
 Ready = Callable[[], None]
@@ -137,6 +138,50 @@ class IngestResult:
             "msgs_per_second": round(self.msgs_per_second, 1),
             "msgs_per_cpu_second": round(self.msgs_per_cpu_second, 1),
             "per_process_msgs_per_second": [round(r.msgs_per_second, 1) for r in self.runs],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSeries:
+    """The same :class:`IngestResult` measured several times (the machine's load varies)."""
+
+    runs: tuple[IngestResult, ...]
+
+    def __post_init__(self) -> None:
+        if not self.runs or len({(r.path, r.processes) for r in self.runs}) != 1:
+            raise InvalidArgumentError("an IngestSeries holds runs of one path and count")
+
+    @property
+    def path(self) -> ProducePath:
+        """The path measured."""
+        return self.runs[0].path
+
+    @property
+    def processes(self) -> int:
+        """The producer processes of each run."""
+        return self.runs[0].processes
+
+    @property
+    def median(self) -> IngestResult:
+        """The run with the median rate (the lower of the two middle ones)."""
+        ordered = sorted(self.runs, key=lambda r: r.msgs_per_second)
+        return ordered[(len(ordered) - 1) // 2]
+
+    @property
+    def low(self) -> float:
+        """The slowest run's msg/s."""
+        return min(r.msgs_per_second for r in self.runs)
+
+    @property
+    def high(self) -> float:
+        """The fastest run's msg/s."""
+        return max(r.msgs_per_second for r in self.runs)
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly view: the median run, and every run's rate."""
+        return {
+            **self.median.as_dict(),
+            "runs_msgs_per_second": [round(r.msgs_per_second, 1) for r in self.runs],
         }
 
 

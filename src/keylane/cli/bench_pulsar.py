@@ -40,6 +40,9 @@ def pulsar_bench_command(
             "--processes", min=1, help="Producer processes of the ingest curve (repeatable)."
         ),
     ] = None,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Runs of each produce path and curve point (median).")
+    ] = 3,
     json_path: JsonOption = None,
 ) -> None:
     """Key_Shared: embedded vs keylane over Pulsar vs the bare client vs pulsar-perf (needs
@@ -54,12 +57,14 @@ def pulsar_bench_command(
             keys=keys,
             perf_duration=perf_duration,
             processes=tuple(processes or (1, 2, 4)),
+            rounds=rounds,
         )
     )
     write_json(json_path, result.as_dict())
     if json_to_stdout(json_path):
         return
     console = Console()
+    console.width = max(console.width, 110)  # the tables' rows stay on one line in a log too
     console.print(pulsar_table(result, f"Key_Shared, {consumers} consumers ({url})"))
     for command in result.perf.commands:
         console.print(f"[dim]{command}[/dim]", soft_wrap=True)

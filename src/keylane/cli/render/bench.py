@@ -87,28 +87,34 @@ def pulsar_table(result: KeySharedComparison, title: str) -> Group:
         mark = "" if goal is None else f">= {goal:.2f} {'met' if ratio >= goal else 'MISSED'}"
         goals.add_row(name, f"{ratio:.3f}", mark)
     best = result.best_client.msgs_per_second
-    paths = Table(title="produce paths, one process each (KEY_BASED batching, 1000 keys)")
-    for column in ("path", "messages", "msg/s", "msgs/cpu-s", "/ best bare client"):
+    paths = Table(title="produce paths, one process each (KEY_BASED, 1000 keys): median run")
+    for column in ("path", "messages", "msg/s", "range", "msg/cpu-s", "/ best client"):
         paths.add_column(column, justify="left" if column == "path" else "right")
-    for run in result.produce_paths:
+    for series in result.produce_paths:
+        run = series.median
         paths.add_row(
             run.path.label,
             f"{run.messages:,}",
             f"{run.msgs_per_second:,.0f}",
+            f"{series.low:,.0f}-{series.high:,.0f}",
             f"{run.msgs_per_cpu_second:,.0f}",
             f"{run.msgs_per_second / best:.3f}",
         )
     perf = result.perf.produce.msgs_per_second
-    curve = Table(title=f"ingest curve: keylane enqueue in N processes vs pulsar-perf {perf:,.0f}")
-    for column in ("processes", "msg/s", "per process", "/ pulsar-perf produce"):
+    curve = Table(title=f"ingest curve: keylane enqueue() in N processes (pulsar-perf {perf:,.0f})")
+    for column in ("procs", "msg/s", "range", "per process", "/ perf produce"):
         curve.add_column(column, justify="right")
-    for run in result.curve:
+    for series in result.curve:
+        run = series.median
         curve.add_row(
             str(run.processes),
             f"{run.msgs_per_second:,.0f}",
-            "/".join(f"{r.msgs_per_second:,.0f}" for r in run.runs),
+            f"{series.low:,.0f}-{series.high:,.0f}",
+            " ".join(f"{r.msgs_per_second:,.0f}" for r in run.runs),
             f"{run.msgs_per_second / perf:.3f}",
         )
+    before, after = result.load
+    curve.caption = f"load average (1 min) before the run {before:.2f}, after {after:.2f}"
     return Group(main, goals, paths, curve)
 
 
