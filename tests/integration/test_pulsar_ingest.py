@@ -11,7 +11,7 @@ import pytest
 
 from keylane.bench.pulsar_ingest import ProducePath, run_producers
 from keylane.brokers import connect
-from keylane.brokers.base import InitialPosition, SubscriptionType
+from keylane.brokers.base import InitialPosition, Message, SubscriptionType
 
 pytestmark = pytest.mark.pulsar
 
@@ -43,7 +43,7 @@ async def test_every_process_publishes_all_its_messages(
         assert all(r.finished >= r.started for r in result.runs)
         assert result.msgs_per_second > 0
         consumer = await broker.subscribe(topic, "count", subscription_type=SubscriptionType.SHARED)
-        got = []
+        got: list[Message] = []
         while len(got) < result.messages:
             batch = await consumer.receive_many(500, 10.0)
             for message in batch:
