@@ -17,11 +17,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keylane.errors import InvalidArgumentError, KeylaneError
 from keylane.web.api.activity import search_keys, timeline
 from keylane.web.api.http import Refused, authorize, error, json_response
 from keylane.web.api.state import ApiState
-from keylane.web.api.views import attached_of, iso, ledger_row, state_view
+from keylane.web.api.views import attached_of, iso, ledger_row, read_subscriber, state_view
 
 __all__ = ["get_search", "get_timeline"]
 
@@ -56,15 +55,10 @@ async def get_timeline(request: Request) -> Response:
     except Refused as refused:
         return refused.response
     brand, _, subscriber = key.partition(":")
-    store = attached.store
     try:
-        snapshot = await store.load(key)
-        rows = await store.sends_for(key)
-        timers = await store.timers_for(key)
-    except InvalidArgumentError as exc:
-        return error(422, "invalid_key", "key", str(exc))
-    except KeylaneError as exc:
-        return error(503, "store_unavailable", "", str(exc), headers={"Retry-After": "1"})
+        snapshot, rows, timers = await read_subscriber(attached, key)
+    except Refused as refused:
+        return refused.response
     view, problem = state_view(snapshot.state)
     log = state.observability.decisions
     profile = None

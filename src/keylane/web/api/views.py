@@ -30,7 +30,7 @@ from keylane.observability.hub import Attached, Observability
 from keylane.observability.ownership import read_subscription
 from keylane.providers.base import mask_recipient
 from keylane.runtime.codec import decode_intent
-from keylane.state import SendRecord
+from keylane.state import SendRecord, Snapshot, Timer
 from keylane.web.api.activity import recent_deliveries
 from keylane.web.api.http import Refused, authorize, error, json_response
 from keylane.web.api.state import ApiState
@@ -120,6 +120,29 @@ def state_view(raw: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
     return view, None
 
 
+async def read_subscriber(
+    attached: Attached, key: str
+) -> tuple[Snapshot, list[SendRecord], list[Timer]]:
+    """A subscriber's stored state, delivery ledger and armed timers, read from the store.
+
+    Raises:
+        Refused: 422 for a key the store refuses, 503 (with ``Retry-After``) when the store
+            cannot answer.
+    """
+    store = attached.store
+    try:
+        snapshot = await store.load(key)
+        ledger = await store.sends_for(key)
+        timers = await store.timers_for(key)
+    except InvalidArgumentError as exc:
+        raise Refused(error(422, "invalid_key", "key", str(exc))) from None
+    except KeylaneError as exc:
+        raise Refused(
+            error(503, "store_unavailable", "", str(exc), headers={"Retry-After": "1"})
+        ) from None
+    return snapshot, list(ledger), list(timers)
+
+
 async def get_subscriber(request: Request) -> Response:
     """``GET /v1/subscribers/{brand}/{id}``."""
     try:
@@ -129,15 +152,10 @@ async def get_subscriber(request: Request) -> Response:
     brand = request.path_params["brand"]
     subscriber = request.path_params["subscriber"]
     key = subscriber_key(brand, subscriber)
-    store = attached.store
     try:
-        snapshot = await store.load(key)
-        ledger = await store.sends_for(key)
-        timers = await store.timers_for(key)
-    except InvalidArgumentError as exc:
-        return error(422, "invalid_key", "key", str(exc))
-    except KeylaneError as exc:
-        return error(503, "store_unavailable", "", str(exc), headers={"Retry-After": "1"})
+        snapshot, ledger, timers = await read_subscriber(attached, key)
+    except Refused as refused:
+        return refused.response
     view, problem = state_view(snapshot.state)
     log = state.observability.decisions
     decisions = [d.to_dict() for d in log.decisions_of(key)]
