@@ -40,15 +40,13 @@ check: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## make bench: throughput benchmarks (prints measured numbers)
-## (the embedded broker per subscription type; its memory soak, RSS over 2 x 30 s without and
-## with a parked key, failing unless flat; then Key_Shared embedded vs keylane over a real
-## Pulsar standalone vs the distribution's pulsar-perf, with ratios)
+## make bench: every benchmark, printing measured numbers (scripts/bench-all.sh, 20-25 minutes):
+## the embedded broker per subscription type and its memory soak (failing unless flat), the pure
+## engine, the state stores' commits; then, on a real Pulsar and PostgreSQL started for it, the
+## whole pipeline per store, 1/2/4 worker processes, and Key_Shared embedded vs keylane over
+## Pulsar vs the bare client vs pulsar-perf, with ratios and goals
 bench: $(STAMP)
-	$(VENV)/bin/keylane bench broker
-	$(VENV)/bin/keylane bench soak
-	$(PY) scripts/services.py pulsar start && $(PY) scripts/services.py postgres start && $(VENV)/bin/keylane bench scale
-	bash scripts/bench-pulsar.sh
+	bash scripts/bench-all.sh
 
 ## make chaos: the fault-injection harness, full schedule (about 4-5 minutes on 2 cores): the
 ## gateway, 3 workers and the load on the Pulsar and PostgreSQL of scripts/services.py (started

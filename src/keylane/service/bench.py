@@ -14,16 +14,18 @@ p99; the group commit's mean batch; the messages delivered by the end.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from keylane.clock import ScaledClock
-from keylane.journeys import load_default_journeys
+from keylane.journeys import Event, load_default_journeys
 from keylane.runtime import DecisionOutcome, DecisionRecord, encode_event
 from keylane.service.pipeline import Pipeline, PipelineConfig
 from keylane.service.report import percentile
+from keylane.service.schemas import drop_schema, with_schema
 from keylane.workload import BlackFridaySpec, generate
 
 __all__ = ["EngineBenchResult", "bench_engine"]
@@ -60,12 +62,29 @@ async def bench_engine(
 ) -> EngineBenchResult:
     """Run ``events`` events through a fresh pipeline on ``store_url`` (a SQLite file if None).
 
+    A PostgreSQL store gets a schema of its own (``?schema=keylane_bench_<random>``), dropped
+    afterwards, so a run never finds an earlier run's state (its events would all be duplicates).
+
     Raises:
         KeylaneError: a backend failed.
     """
     day = await asyncio.to_thread(generate, BlackFridaySpec(subscribers=subscribers, bot_views=0))
     batch = day[:events]
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="keylane-bench-"))
+    schema = None
+    if store_url is not None and store_url.startswith(("postgresql://", "postgres://")):
+        schema = f"keylane_bench_{secrets.token_hex(4)}"
+        store_url = with_schema(store_url, schema)
+    try:
+        return await _run(batch, workdir, store_url, consumers, group_commit)
+    finally:
+        if schema is not None and store_url is not None:
+            await drop_schema(store_url, schema)
+
+
+async def _run(
+    batch: list[Event], workdir: Path, store_url: str | None, consumers: int, group_commit: bool
+) -> EngineBenchResult:
     clock = ScaledClock(batch[0].occurred_at, 1.0)
     latencies: list[float] = []
 

@@ -32,7 +32,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from keylane.check import check, read_history
 from keylane.service.procstat import machine_cpu, process_cpu, tree_cpu
@@ -43,7 +42,6 @@ from keylane.service.scale_procs import (
     ScaleBenchError,
     check_alive,
     delete_topics,
-    drop_schema,
     finish_publisher,
     free_port,
     gateway_stats,
@@ -62,6 +60,7 @@ from keylane.service.scale_report import (
     flattening,
     saturation,
 )
+from keylane.service.schemas import drop_schema, with_schema
 
 __all__ = [
     "Cpu",
@@ -107,13 +106,6 @@ class ScaleConfig:
     broker_pid: int | None = None
     store_pid: int | None = None
     phase_timeout: float = 180.0
-
-
-def _with_schema(url: str, schema: str) -> str:
-    parts = urlsplit(url)
-    query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("schema="))
-    query = f"{query}&schema={schema}" if query else f"schema={schema}"
-    return urlunsplit(parts._replace(query=query))
 
 
 class _CpuWindow:
@@ -196,7 +188,7 @@ class _Point:
 
     async def start_workers(self) -> None:
         config = self.config
-        store = _with_schema(config.store_url, self.schema)
+        store = with_schema(config.store_url, self.schema)
         ports = []
         for i in range(self.n):
             port = free_port()

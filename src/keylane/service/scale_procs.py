@@ -35,7 +35,6 @@ __all__ = [
     "ScaleBenchError",
     "check_alive",
     "delete_topics",
-    "drop_schema",
     "finish_publisher",
     "free_port",
     "gateway_stats",
@@ -271,15 +270,3 @@ async def delete_topics(admin_url: str, topics: Sequence[str]) -> None:
             path = "/".join(quote(part, safe="") for part in local.split("/"))
             with contextlib.suppress(httpx.HTTPError):
                 await client.delete(f"{admin_url}/admin/v2/persistent/{path}?force=true")
-
-
-async def drop_schema(store_url: str, schema: str) -> None:
-    """``DROP SCHEMA <schema> CASCADE`` on a PostgreSQL URL (best effort)."""
-    with contextlib.suppress(Exception):
-        import asyncpg
-
-        connection = await asyncpg.connect(store_url.partition("?")[0])
-        try:
-            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await connection.close()

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from keylane.journeys import Event, parse_event
-from keylane.service.scale_procs import drop_schema
+from keylane.service.schemas import drop_schema
 from keylane.workload import BlackFridaySpec, generate, write_events_file
 from tests.integration.service.procs import (
     KEYLANE,

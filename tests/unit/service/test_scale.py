@@ -24,13 +24,13 @@ from keylane.service.scale import (
     Cpu,
     ScalePoint,
     ScaleReport,
-    _with_schema,
     ceiling,
     cpu_per_event,
     flattening,
     saturation,
 )
 from keylane.service.scale_procs import DecisionTail
+from keylane.service.schemas import with_schema
 
 
 def test_process_cpu_grows_while_this_process_computes() -> None:
@@ -90,9 +90,9 @@ def test_the_tail_reads_complete_lines_only(tmp_path: Path) -> None:
 
 
 def test_with_schema_replaces_or_adds_the_schema() -> None:
-    assert _with_schema("postgresql://k@h:1/db", "s1") == "postgresql://k@h:1/db?schema=s1"
+    assert with_schema("postgresql://k@h:1/db", "s1") == "postgresql://k@h:1/db?schema=s1"
     assert (
-        _with_schema("postgresql://k@h/db?sslmode=require&schema=old", "s2")
+        with_schema("postgresql://k@h/db?sslmode=require&schema=old", "s2")
         == "postgresql://k@h/db?sslmode=require&schema=s2"
     )
 

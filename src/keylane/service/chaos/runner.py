@@ -41,7 +41,8 @@ from keylane.service.chaos.procs import Children
 from keylane.service.chaos.report import ChaosReport, FaultRecord
 from keylane.service.chaos.schedule import SETTLE, TAIL, FaultSpec, plan
 from keylane.service.chaos.verify import verify
-from keylane.service.scale_procs import delete_topics, drop_schema, gateway_stats
+from keylane.service.scale_procs import delete_topics, gateway_stats
+from keylane.service.schemas import drop_schema
 from keylane.state import SendStatus, open_store
 from keylane.workload import BlackFridaySpec, generate, write_events_file
 
