@@ -39,7 +39,7 @@ from keylane.journeys.model import (
     Wait,
     WaitFor,
 )
-from keylane.journeys.policies.caps import CapRule
+from keylane.journeys.policies.caps import MAX_KEPT, CapRule
 from keylane.journeys.policies.quiet_hours import Window, parse_hhmm
 from keylane.journeys.step_specs import (
     BranchSpec,
@@ -210,8 +210,10 @@ def _caps(ctx: _Context, specs: Any, field: str) -> tuple[CapRule, ...] | None:
     rules = []
     for index, cap in enumerate(specs):
         where = f"{field}[{index}]"
-        if not 1 <= cap.limit <= 1000:
-            raise ctx.error(f"must be 1-1000, got {cap.limit}", field=f"{where}.limit")
+        if not 1 <= cap.limit <= MAX_KEPT:
+            # The state keeps the last MAX_KEPT send times per channel: a larger limit could
+            # never bind, so it is refused rather than silently unenforced.
+            raise ctx.error(f"must be 1-{MAX_KEPT}, got {cap.limit}", field=f"{where}.limit")
         try:
             window = duration_ms(cap.window, minimum_ms=60_000)
         except ValueError as exc:

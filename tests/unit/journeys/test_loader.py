@@ -214,7 +214,9 @@ def test_first_step_must_be_the_only_trigger():
         ('version = 1\n[brand]\ntimezone = "Mars/Base"\n[journeys.x]\n', "unknown time zone"),
         ('version = 1\n[brand]\nsms_window = { open = "21:00", close = "08:00" }\n',
          "after it closes"),
-        ('version = 1\n[brand.caps]\nsms = [{ limit = 0, window = "24h" }]\n', "must be 1-1000"),
+        ('version = 1\n[brand.caps]\nsms = [{ limit = 0, window = "24h" }]\n', "must be 1-64"),
+        # a limit the state could never enforce (it keeps the last 64 send times per channel)
+        ('version = 1\n[brand.caps]\nsms = [{ limit = 65, window = "7d" }]\n', "must be 1-64"),
         ('version = 1\n[brand.caps]\nsms = [{ limit = 2, window = "90d" }]\n', "at most 30d"),
         ('version = 1\n[brand]\nstop_reply = "{{ nope }}"\n', "unknown variable(s) nope"),
         ('version = 1\n[brands."a:b"]\n', "not a valid brand id"),
