@@ -204,6 +204,15 @@ class PostgresStateStore(StateStore):
                 await pool.expire_connections()
                 if not (read_only and attempt == 1):
                     raise self._unavailable(exc) from exc
+            except asyncpg.InternalClientError as exc:
+                # asyncpg leaves a connection whose server went away mid-operation in a wrong
+                # protocol state ("cannot switch to state 15; another operation (2) is in
+                # progress", MagicStack/asyncpg#784): seen once per worker across a PostgreSQL
+                # restart. The connection is unusable, the server may be back: like a lost
+                # connection, drop the pool's connections and report the store unavailable.
+                await pool.expire_connections()
+                if not (read_only and attempt == 1):
+                    raise self._unavailable(exc) from exc
             except asyncpg.InterfaceError as exc:
                 if "closed" not in str(exc):
                     raise StateError(f"{self.description} failed: {exc}") from exc
