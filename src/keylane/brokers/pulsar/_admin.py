@@ -3,7 +3,9 @@
 The binary protocol cannot create partitioned topics or report a subscription's type, so the
 backend asks the broker's web service: create topics, read a topic's partition count, read
 subscription stats and delete topics. Requests run in a worker thread (``asyncio.to_thread``) so
-the event loop never blocks.
+the event loop never blocks. With a token, each request carries ``Authorization: Bearer <token>``
+(the token asked for again per request, so a rotated token file is followed); an ``https://``
+URL is checked against the given TLS context (the binary client's trust).
 
 Imports no backend and not ``pulsar``.
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -49,27 +53,47 @@ class PulsarAdmin:
     Args:
         base_url: the broker's web service URL.
         timeout: seconds per request.
+        token: returns the bearer token for each request; None sends no ``Authorization``.
+        ssl_context: the TLS context for an ``https://`` URL; None: the standard library's
+            default (the system's CAs).
     """
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        *,
+        token: Callable[[], str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._token = token
+        self._ssl_context = ssl_context
+
+    def __repr__(self) -> str:
+        return f"<PulsarAdmin {self.base_url} token={'yes' if self._token else 'no'}>"
 
     def _request(self, method: str, path: str, body: object = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token()}"
         request = urllib.request.Request(
-            f"{self.base_url}/admin/v2/{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            f"{self.base_url}/admin/v2/{path}", data=data, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self._ssl_context
+            ) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             text = exc.read().decode(errors="replace")
             with contextlib.suppress(ValueError, AttributeError):
                 text = json.loads(text).get("reason", text)
+            if exc.code in (401, 403):
+                token = "the token" if self._token is not None else "no token (auth_token)"
+                text = f"{text} (sent {token})"
             raise _HttpError(exc.code, text) from None
         except TimeoutError as exc:
             raise OperationTimeoutError(

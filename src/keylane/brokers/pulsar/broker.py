@@ -15,6 +15,10 @@ How the contract maps onto the official client (pulsar-client 3.13):
   subscription's stats (admin API) tell a type/policy mismatch from an occupied Exclusive
   subscription.
 * ``priority_level`` other than 0 is rejected: the Python client cannot send it.
+* ``auth_token``/``auth_token_file`` -> ``authentication=AuthenticationToken(<supplier>)`` (a
+  token file is read again each time the client asks); ``tls_*`` -> the client's ``tls_*``
+  options. The admin client sends the same token and trusts the same CAs
+  (:mod:`keylane.brokers.pulsar._security`).
 
 Part of the Pulsar backend; imports ``pulsar`` and no other backend.
 """
@@ -49,6 +53,7 @@ from keylane.brokers.pulsar._admin import PulsarAdmin
 from keylane.brokers.pulsar._client import LOG_LEVELS, client_logger, close_client
 from keylane.brokers.pulsar._convert import PartitionRouter, client_subscribe_args, to_millis
 from keylane.brokers.pulsar._errors import result_name, translate
+from keylane.brokers.pulsar._security import TokenSource, check_security
 from keylane.brokers.pulsar.consumer import PulsarConsumer
 from keylane.brokers.pulsar.producer import PulsarProducer
 from keylane.brokers.validation import (
@@ -116,6 +121,21 @@ class PulsarBroker(Broker):
             at that level, or sets the level of ``log_file``.
         log_file: write the client's log lines to this file (appended) instead of standard
             output, at ``log_level`` (default "info"), with the client's file logger.
+        auth_token: a token (JWT) to authenticate with, sent by the client and as the admin
+            client's ``Authorization: Bearer`` header. Never shown in a ``repr`` or an error.
+        auth_token_file: a file holding the token instead (surrounding whitespace dropped),
+            read now and again each time the client or the admin client needs it, so a token
+            rotated in place is used from the next connection or request on.
+        tls_trust_certs_file: a PEM file of the CAs to trust, for ``pulsar+ssl://`` and an
+            ``https://`` admin URL; None: certifi's bundle (the client's default).
+        tls_allow_insecure_connection: accept any certificate (tests only).
+        tls_validate_hostname: check that the broker's certificate names its host (the
+            client's default is not to; keylane's is to).
+
+    Raises:
+        InvalidArgumentError: a bad argument, named; both ``auth_token`` and
+            ``auth_token_file``; a missing or unreadable file; a ``tls_*`` option while neither
+            URL uses TLS.
     """
 
     def __init__(
@@ -128,6 +148,11 @@ class PulsarBroker(Broker):
         io_threads: int = 1,
         log_level: str | None = None,
         log_file: str | os.PathLike[str] | None = None,
+        auth_token: str | None = None,
+        auth_token_file: str | os.PathLike[str] | None = None,
+        tls_trust_certs_file: str | os.PathLike[str] | None = None,
+        tls_allow_insecure_connection: bool = False,
+        tls_validate_hostname: bool = True,
     ) -> None:
         if isinstance(service_url, str):
             check_text("service_url", service_url)
@@ -151,6 +176,15 @@ class PulsarBroker(Broker):
             raise InvalidArgumentError(f"log_level must be None or one of {sorted(LOG_LEVELS)}")
         log_path = None if log_file is None else _log_path(log_file)
         check_int("io_threads", io_threads, 1, MAX_IO_THREADS)
+        self._security = check_security(
+            service_url,
+            admin_url,
+            auth_token=auth_token,
+            auth_token_file=auth_token_file,
+            tls_trust_certs_file=tls_trust_certs_file,
+            tls_allow_insecure_connection=tls_allow_insecure_connection,
+            tls_validate_hostname=tls_validate_hostname,
+        )
         self.service_url = service_url
         self.admin_url = admin_url
         self._host = parsed.hostname
@@ -172,7 +206,12 @@ class PulsarBroker(Broker):
         self._io_threads = io_threads
         self._log_level = log_level
         self._log_file = log_path
-        self.admin = PulsarAdmin(admin_url, self._operation_timeout)
+        self.admin = PulsarAdmin(
+            admin_url,
+            self._operation_timeout,
+            token=self._security.token,
+            ssl_context=self._security.ssl_context() if admin_url.startswith("https:") else None,
+        )
         self._client: Client | None = None
         self._starting: asyncio.Lock | None = None
         self._producers: set[PulsarProducer] = set()
@@ -210,10 +249,12 @@ class PulsarBroker(Broker):
                 await self._probe()
                 self._client = Client(
                     self.service_url,
+                    authentication=_authentication(self._security.token),
                     operation_timeout_seconds=math.ceil(self._operation_timeout),
                     connection_timeout_ms=max(1, to_millis(self._connection_timeout)),
                     io_threads=self._io_threads,
                     logger=client_logger(self._log_level, self._log_file),
+                    **self._security.client_options(),
                 )
         return self._client
 
@@ -441,6 +482,17 @@ def _max_pending(batching: bool, batching_max_messages: int) -> int:
     if not batching:
         return _MAX_PENDING
     return min(max(_MAX_PENDING, 2 * batching_max_messages), _MAX_PENDING_BATCHED)
+
+
+def _authentication(token: TokenSource | None) -> pulsar.AuthenticationToken | None:
+    """The client's ``authentication``: a fixed token as text, a token file as a supplier.
+
+    The client calls the supplier (holding the GIL) each time it connects and when the broker
+    asks for fresh credentials; :class:`TokenSource` never raises there.
+    """
+    if token is None:
+        return None
+    return pulsar.AuthenticationToken(token if token.path is not None else token())
 
 
 def _log_path(log_file: object) -> str:
