@@ -19,6 +19,11 @@ from rich.console import Console
 from keylane.cli.errors import EXIT_VERDICT
 from keylane.cli.options import (
     PULSAR_CLIENT_LOG,
+    PulsarAllowInsecureOption,
+    PulsarTokenFileOption,
+    PulsarTokenOption,
+    PulsarTrustCertsOption,
+    PulsarValidateHostnameOption,
     broker_options,
     check_json_target,
     json_to_stdout,
@@ -57,6 +62,11 @@ def compare_command(
             help="Pulsar admin REST URL (with --broker pulsar://...).",
         ),
     ] = None,
+    pulsar_token: PulsarTokenOption = None,
+    pulsar_token_file: PulsarTokenFileOption = None,
+    pulsar_tls_trust_certs: PulsarTrustCertsOption = None,
+    pulsar_tls_allow_insecure: PulsarAllowInsecureOption = None,
+    pulsar_tls_validate_hostname: PulsarValidateHostnameOption = None,
     redis: Annotated[
         str, _run(envvar=REDIS_URL_ENV, help="Redis for shared-lock.")
     ] = DEFAULT_REDIS_URL,
@@ -134,7 +144,15 @@ def compare_command(
     config = CompareConfig(
         strategies=tuple(parse_strategy_names(strategies)),
         broker_url=broker,
-        broker_options=broker_options(broker, pulsar_admin_url),
+        broker_options=broker_options(
+            broker,
+            pulsar_admin_url,
+            pulsar_token=pulsar_token,
+            pulsar_token_file=pulsar_token_file,
+            pulsar_tls_trust_certs=pulsar_tls_trust_certs,
+            pulsar_tls_allow_insecure=pulsar_tls_allow_insecure,
+            pulsar_tls_validate_hostname=pulsar_tls_validate_hostname,
+        ),
         redis_url=redis,
         duration=duration,
         warmup=warmup,

@@ -21,6 +21,11 @@ from keylane.cli.options import (
     AdminUrlOption,
     BrokerOption,
     JsonOption,
+    PulsarAllowInsecureOption,
+    PulsarTokenFileOption,
+    PulsarTokenOption,
+    PulsarTrustCertsOption,
+    PulsarValidateHostnameOption,
     broker_options,
     check_json_target,
     check_writable,
@@ -63,6 +68,11 @@ async def _publish(config: PublishConfig, interrupted: list[str]) -> PublishSumm
 def publish_command(
     broker: BrokerOption = "pulsar://127.0.0.1:6650",
     pulsar_admin_url: AdminUrlOption = None,
+    pulsar_token: PulsarTokenOption = None,
+    pulsar_token_file: PulsarTokenFileOption = None,
+    pulsar_tls_trust_certs: PulsarTrustCertsOption = None,
+    pulsar_tls_allow_insecure: PulsarAllowInsecureOption = None,
+    pulsar_tls_validate_hostname: PulsarValidateHostnameOption = None,
     topic: Annotated[str, typer.Option(help="The events topic.")] = DEFAULT_TOPIC,
     events: Annotated[
         Path | None,
@@ -109,7 +119,15 @@ def publish_command(
         check_writable(history, "--history")
     config = PublishConfig(
         broker_url=broker,
-        broker_options=broker_options(broker, pulsar_admin_url),
+        broker_options=broker_options(
+            broker,
+            pulsar_admin_url,
+            pulsar_token=pulsar_token,
+            pulsar_token_file=pulsar_token_file,
+            pulsar_tls_trust_certs=pulsar_tls_trust_certs,
+            pulsar_tls_allow_insecure=pulsar_tls_allow_insecure,
+            pulsar_tls_validate_hostname=pulsar_tls_validate_hostname,
+        ),
         topic=topic,
         events_path=events,
         workload=BlackFridaySpec(subscribers=subscribers, seed=seed, bot_views=bot_views),

@@ -16,7 +16,16 @@ from typing import Annotated
 
 import typer
 
-from keylane.cli.options import AdminUrlOption, BrokerOption, broker_options
+from keylane.cli.options import (
+    AdminUrlOption,
+    BrokerOption,
+    PulsarAllowInsecureOption,
+    PulsarTokenFileOption,
+    PulsarTokenOption,
+    PulsarTrustCertsOption,
+    PulsarValidateHostnameOption,
+    broker_options,
+)
 from keylane.runtime import settings
 from keylane.service.logs import configure_logging
 from keylane.service.pipeline import PipelineConfig
@@ -45,6 +54,11 @@ def serve_command(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: a free one).")] = 8000,
     broker: BrokerOption = "memory://",
     pulsar_admin_url: AdminUrlOption = None,
+    pulsar_token: PulsarTokenOption = None,
+    pulsar_token_file: PulsarTokenFileOption = None,
+    pulsar_tls_trust_certs: PulsarTrustCertsOption = None,
+    pulsar_tls_allow_insecure: PulsarAllowInsecureOption = None,
+    pulsar_tls_validate_hostname: PulsarValidateHostnameOption = None,
     store: Annotated[
         str | None,
         typer.Option(help="sqlite:///path, postgresql://... or memory://; default a SQLite file."),
@@ -73,7 +87,15 @@ def serve_command(
         pipeline=PipelineConfig(
             data_dir=data_dir,
             broker_url=broker,
-            broker_options=broker_options(broker, pulsar_admin_url),
+            broker_options=broker_options(
+                broker,
+                pulsar_admin_url,
+                pulsar_token=pulsar_token,
+                pulsar_token_file=pulsar_token_file,
+                pulsar_tls_trust_certs=pulsar_tls_trust_certs,
+                pulsar_tls_allow_insecure=pulsar_tls_allow_insecure,
+                pulsar_tls_validate_hostname=pulsar_tls_validate_hostname,
+            ),
             store_url=store,
             sms_webhook=sms_webhook,
             email_webhook=email_webhook,

@@ -16,7 +16,14 @@ from typing import Annotated
 
 import typer
 
-from keylane.cli.options import broker_options
+from keylane.cli.options import (
+    PulsarAllowInsecureOption,
+    PulsarTokenFileOption,
+    PulsarTokenOption,
+    PulsarTrustCertsOption,
+    PulsarValidateHostnameOption,
+    broker_options,
+)
 from keylane.runtime.settings import WorkerSettings
 from keylane.service.logs import configure_logging
 from keylane.service.worker import WorkerProcess
@@ -44,6 +51,11 @@ def worker_command(
         str | None,
         typer.Option(metavar=_URL, help="Pulsar admin REST URL [KEYLANE_PULSAR_ADMIN_URL]."),
     ] = None,
+    pulsar_token: PulsarTokenOption = None,
+    pulsar_token_file: PulsarTokenFileOption = None,
+    pulsar_tls_trust_certs: PulsarTrustCertsOption = None,
+    pulsar_tls_allow_insecure: PulsarAllowInsecureOption = None,
+    pulsar_tls_validate_hostname: PulsarValidateHostnameOption = None,
     store: Annotated[
         str | None,
         typer.Option(
@@ -156,6 +168,11 @@ def worker_command(
     settings = WorkerSettings.from_env(
         broker_url=broker,
         pulsar_admin_url=pulsar_admin_url,
+        pulsar_token=pulsar_token,
+        pulsar_token_file=pulsar_token_file,
+        pulsar_tls_trust_certs=pulsar_tls_trust_certs,
+        pulsar_tls_allow_insecure=pulsar_tls_allow_insecure,
+        pulsar_tls_validate_hostname=pulsar_tls_validate_hostname,
         store_url=store,
         journeys_path=journeys,
         sms_webhook=sms_webhook,

@@ -13,6 +13,13 @@ wins over its variable; an empty variable counts as unset.
 
 - ``KEYLANE_BROKER_URL`` (``--broker``): ``pulsar://host:6650``; required.
 - ``KEYLANE_PULSAR_ADMIN_URL`` (``--pulsar-admin-url``): Pulsar's admin REST URL.
+- ``KEYLANE_PULSAR_TOKEN`` (``--pulsar-token``, visible in ``ps``) or ``KEYLANE_PULSAR_TOKEN_FILE``
+  (``--pulsar-token-file``, read again at each use): Pulsar token authentication; none.
+- ``KEYLANE_PULSAR_TLS_TRUST_CERTS`` (``--pulsar-tls-trust-certs``): a PEM file of the CAs to
+  trust (``pulsar+ssl://``, ``https://`` admin URL); certifi's bundle.
+- ``KEYLANE_PULSAR_TLS_ALLOW_INSECURE`` (``--pulsar-tls-allow-insecure``): accept any
+  certificate (tests only); false. ``KEYLANE_PULSAR_TLS_VALIDATE_HOSTNAME``
+  (``--pulsar-tls-validate-hostname``): check the certificate's host name; true.
 - ``KEYLANE_STORE_URL`` (``--store``): ``postgresql://...`` or ``sqlite:///path``; required.
 - ``KEYLANE_JOURNEYS`` (``--journeys``): a journeys file; the packaged default.
 - ``KEYLANE_SMS_WEBHOOK``, ``KEYLANE_EMAIL_WEBHOOK`` (``--sms-webhook``, ``--email-webhook``):
@@ -36,6 +43,9 @@ wins over its variable; an empty variable counts as unset.
 - ``KEYLANE_FAULT_HOOKS`` (``--fault-hooks``): **test only**, the chaos harness's hooks
   (``keylane.service.chaos.hooks``: events marked ``"chaos"`` hang or slow down); false.
 
+The Pulsar token and TLS settings are read for the other commands with ``--broker`` too
+(:func:`pulsar_connect_options`).
+
 The service API and tracing (``keylane serve``, ``keylane run``; functions of their own):
 
 - ``KEYLANE_API_TOKEN`` (:func:`api_token`): the bearer token of the ingest and admin endpoints;
@@ -55,7 +65,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -75,6 +85,7 @@ __all__ = [
     "java_home",
     "otel_service_name",
     "otlp_endpoint",
+    "pulsar_connect_options",
     "pulsar_home",
 ]
 
@@ -240,6 +251,38 @@ def _history(source: str, value: object) -> object:
     return value
 
 
+class _Secret(str):
+    """A token that shows as ``'***'`` in a ``repr`` (of a config, a dict of options...)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def _token(source: str, value: object) -> object:
+    # The message never holds the token: only its length or an index.
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{source} must be a non-empty token")
+    bad = next((i for i, char in enumerate(value) if not "!" <= char <= "~"), None)
+    if bad is not None:
+        raise InvalidArgumentError(
+            f"{source} must be one line of visible ASCII without spaces (a JWT such as eyJ...), "
+            f"but character {bad} of {len(value)} is not"
+        )
+    return _Secret(value)
+
+
+def _file(source: str, value: object) -> object:
+    if not isinstance(value, Path) or not str(value):
+        raise InvalidArgumentError(f"{source} must be a file path, got {value!r}")
+    if not value.is_file():
+        raise InvalidArgumentError(f"{source} {str(value)!r} is not a file")
+    if not os.access(value, os.R_OK):
+        raise InvalidArgumentError(f"{source} {str(value)!r} cannot be read")
+    return value
+
+
 def _journeys(source: str, value: object) -> object:
     if not isinstance(value, Path):
         raise InvalidArgumentError(f"{source} must be a file path, got {value!r}")
@@ -272,6 +315,29 @@ class Setting:
 WORKER_SETTINGS: tuple[Setting, ...] = (
     Setting("broker_url", "KEYLANE_BROKER_URL", "--broker", _text, _broker),
     Setting("pulsar_admin_url", "KEYLANE_PULSAR_ADMIN_URL", "--pulsar-admin-url", _text, _http),
+    Setting("pulsar_token", "KEYLANE_PULSAR_TOKEN", "--pulsar-token", _text, _token, secret=True),
+    Setting("pulsar_token_file", "KEYLANE_PULSAR_TOKEN_FILE", "--pulsar-token-file", _path, _file),
+    Setting(
+        "pulsar_tls_trust_certs",
+        "KEYLANE_PULSAR_TLS_TRUST_CERTS",
+        "--pulsar-tls-trust-certs",
+        _path,
+        _file,
+    ),
+    Setting(
+        "pulsar_tls_allow_insecure",
+        "KEYLANE_PULSAR_TLS_ALLOW_INSECURE",
+        "--pulsar-tls-allow-insecure",
+        _bool,
+        _flag,
+    ),
+    Setting(
+        "pulsar_tls_validate_hostname",
+        "KEYLANE_PULSAR_TLS_VALIDATE_HOSTNAME",
+        "--pulsar-tls-validate-hostname",
+        _bool,
+        _flag,
+    ),
     Setting("store_url", "KEYLANE_STORE_URL", "--store", _text, _store),
     Setting("journeys_path", "KEYLANE_JOURNEYS", "--journeys", _path, _journeys),
     Setting("sms_webhook", "KEYLANE_SMS_WEBHOOK", "--sms-webhook", _text, _http),
@@ -294,6 +360,107 @@ WORKER_SETTINGS: tuple[Setting, ...] = (
     Setting("fault_hooks", "KEYLANE_FAULT_HOOKS", "--fault-hooks", _bool, _flag),
 )
 _BY_ATTR = {s.attr: s for s in WORKER_SETTINGS}
+#: The Pulsar token and TLS settings: the ``PulsarBroker`` option each one becomes, and its
+#: default (a setting at its default is left out).
+_PULSAR_SECURITY: dict[str, tuple[str, object]] = {
+    "pulsar_token": ("auth_token", None),
+    "pulsar_token_file": ("auth_token_file", None),
+    "pulsar_tls_trust_certs": ("tls_trust_certs_file", None),
+    "pulsar_tls_allow_insecure": ("tls_allow_insecure_connection", False),
+    "pulsar_tls_validate_hostname": ("tls_validate_hostname", True),
+}
+
+
+def _named(attr: str) -> str:
+    spec = _BY_ATTR[attr]
+    return f"{spec.flag} ({spec.env})"
+
+
+def _security_options(
+    values: Mapping[str, object], broker_url: str, admin_url: str | None
+) -> dict[str, object]:
+    """The ``PulsarBroker`` options of the Pulsar security ``values`` (by attribute; unset ones
+    missing or None), after the checks that involve two settings.
+
+    Raises:
+        InvalidArgumentError: both a token and a token file; a TLS setting while neither the
+            broker URL nor the admin URL uses TLS.
+    """
+    if values.get("pulsar_token") is not None and values.get("pulsar_token_file") is not None:
+        raise InvalidArgumentError(
+            f"{_named('pulsar_token')} and {_named('pulsar_token_file')} are both given: pass "
+            "one (the file is better: it stays out of the process list and can be rotated)"
+        )
+    given = {
+        attr: value
+        for attr, (_, default) in _PULSAR_SECURITY.items()
+        if (value := values.get(attr)) is not None and value != default
+    }
+    tls = [_BY_ATTR[attr].flag for attr in given if attr.startswith("pulsar_tls_")]
+    uses_tls = broker_url.startswith("pulsar+ssl://") or (admin_url or "").startswith("https://")
+    if tls and not uses_tls:
+        shown = [f"--no-{flag[2:]}" if "hostname" in flag else flag for flag in tls]
+        raise InvalidArgumentError(
+            f"{', '.join(shown)} given without TLS: the broker URL is pulsar:// and the admin "
+            "URL is not https://; use pulsar+ssl://host:6651"
+        )
+    return {
+        _PULSAR_SECURITY[attr][0]: str(value) if isinstance(value, Path) else value
+        for attr, value in given.items()
+    }
+
+
+def _read(
+    specs: tuple[Setting, ...], env: Mapping[str, str], overrides: Mapping[str, Any]
+) -> dict[str, object]:
+    """The values of ``specs`` given by ``overrides`` (not None) or else ``env``, checked."""
+    values: dict[str, object] = {}
+    for spec in specs:
+        given = overrides.get(spec.attr)
+        if given is not None:
+            values[spec.attr] = spec.check(spec.flag, given)
+            continue
+        text = env.get(spec.env, "")
+        if text.strip():
+            values[spec.attr] = spec.check(spec.env, spec.parse(spec.env, text))
+    return values
+
+
+def pulsar_connect_options(
+    broker_url: str,
+    admin_url: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> dict[str, object]:
+    """The Pulsar backend's token and TLS options for a command's ``--broker pulsar://...``.
+
+    The same variables, flags and checks as :class:`WorkerSettings`' (``KEYLANE_PULSAR_TOKEN``,
+    ``KEYLANE_PULSAR_TOKEN_FILE``, ``KEYLANE_PULSAR_TLS_*``), for the commands other than
+    ``keylane worker``.
+
+    Args:
+        broker_url: the command's broker URL (``pulsar://`` or ``pulsar+ssl://``).
+        admin_url: its admin URL, or None.
+        environ: the environment to read (``os.environ`` if None).
+        overrides: flag values by :class:`WorkerSettings` field (``pulsar_token``, ...); None
+            means "not given".
+
+    Returns:
+        ``PulsarBroker`` keyword arguments (``auth_token``, ``auth_token_file``,
+        ``tls_trust_certs_file``, ``tls_allow_insecure_connection``,
+        ``tls_validate_hostname``), only those set.
+
+    Raises:
+        InvalidArgumentError: an unknown override, a bad value (naming its flag or variable),
+            both a token and a token file, TLS settings without TLS.
+    """
+    unknown = sorted(set(overrides) - _PULSAR_SECURITY.keys())
+    if unknown:
+        raise InvalidArgumentError(f"unknown Pulsar security settings: {', '.join(unknown)}")
+    specs = tuple(spec for spec in WORKER_SETTINGS if spec.attr in _PULSAR_SECURITY)
+    values = _read(specs, os.environ if environ is None else environ, overrides)
+    return _security_options(values, broker_url, admin_url)
 
 
 def default_worker_name() -> str:
@@ -317,6 +484,11 @@ class WorkerSettings:
     broker_url: str
     store_url: str
     pulsar_admin_url: str | None = None
+    pulsar_token: str | None = field(default=None, repr=False)
+    pulsar_token_file: Path | None = None
+    pulsar_tls_trust_certs: Path | None = None
+    pulsar_tls_allow_insecure: bool = False
+    pulsar_tls_validate_hostname: bool = True
     journeys_path: Path | None = None
     sms_webhook: str | None = None
     email_webhook: str | None = None
@@ -342,6 +514,7 @@ class WorkerSettings:
             value = getattr(self, spec.attr)
             if value is not None:
                 object.__setattr__(self, spec.attr, spec.check(spec.attr, value))
+        _security_options(self._security_values(), self.broker_url, self.pulsar_admin_url)
         for channel in ("sms", "email"):
             if getattr(self, f"{channel}_webhook") is None and self.gateway_url is None:
                 raise InvalidArgumentError(
@@ -365,15 +538,7 @@ class WorkerSettings:
         unknown = sorted(set(overrides) - _BY_ATTR.keys())
         if unknown:
             raise InvalidArgumentError(f"unknown worker settings: {', '.join(unknown)}")
-        values: dict[str, object] = {}
-        for spec in WORKER_SETTINGS:
-            given = overrides.get(spec.attr)
-            if given is not None:
-                values[spec.attr] = spec.check(spec.flag, given)
-                continue
-            text = env.get(spec.env, "")
-            if text.strip():
-                values[spec.attr] = spec.check(spec.env, spec.parse(spec.env, text))
+        values = _read(WORKER_SETTINGS, env, overrides)
         for attr, what in (("broker_url", "pulsar://host:6650"), ("store_url", "postgresql://…")):
             if attr not in values:
                 spec = _BY_ATTR[attr]
@@ -382,6 +547,13 @@ class WorkerSettings:
                 )
         values.setdefault("name", default_worker_name())
         return cls(**values)  # type: ignore[arg-type]
+
+    def _security_values(self) -> dict[str, object]:
+        return {attr: getattr(self, attr) for attr in _PULSAR_SECURITY}
+
+    def pulsar_options(self) -> dict[str, object]:
+        """The ``PulsarBroker`` options of the token and TLS settings (only those set)."""
+        return _security_options(self._security_values(), self.broker_url, self.pulsar_admin_url)
 
     def describe(self) -> dict[str, object]:
         """Every setting for a log line: secrets as ``***``, paths and times as text.

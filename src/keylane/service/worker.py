@@ -126,6 +126,8 @@ class WorkerProcess:
         self._broker_options = dict(broker_options or {})
         if settings.pulsar_admin_url is not None:
             self._broker_options.setdefault("admin_url", settings.pulsar_admin_url)
+        for option, value in settings.pulsar_options().items():  # the token and TLS
+            self._broker_options.setdefault(option, value)
         self.worker: Worker | None = None
         self.health: HealthServer | None = None
         self._store: StateStore | None = None
