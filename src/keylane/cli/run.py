@@ -58,7 +58,7 @@ def run_command(
     ] = 1440.0,
     subscribers: Annotated[
         int, typer.Option(min=1, help="Subscribers of the built-in day.")
-    ] = 20_000,
+    ] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the built-in day.")] = 2026,
     store: Annotated[
         str | None,
