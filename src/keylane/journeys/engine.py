@@ -18,7 +18,7 @@ Imports the domain only (no I/O, no asyncio, no backend).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -38,16 +38,19 @@ from keylane.journeys.runner import (
 )
 from keylane.journeys.sending import HELP_REPLY, START_CONFIRMATION, STOP_CONFIRMATION, send_reply
 from keylane.journeys.state import (
+    MAX_PENDING,
     STATE_VERSION,
     SubscriberState,
     new_state,
     remember,
     seen_before,
 )
-from keylane.journeys.work import Work, event_digest, prune_pending
+from keylane.journeys.work import Work, event_digest, from_ms, prune_pending
 
 __all__ = ["decide"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 _PROFILE_EVENTS = (EventType.SUBSCRIBED, EventType.PROFILE_UPDATED)
 #: Events with no effect of their own: only goals, waits and triggers can make them matter.
 _PLAIN_EVENTS = frozenset(
@@ -132,7 +135,7 @@ def _unchanged_runs(
     the same decision (tests/unit/journeys/test_engine_properties.py checks it).
     """
     kind = event.type
-    if kind not in _PLAIN_EVENTS:
+    if kind not in _PLAIN_EVENTS or len(state.pending) > MAX_PENDING:
         return None
     runs = state.runs
     if runs:
@@ -210,15 +213,22 @@ def _update_profile(w: Work) -> None:
         changed.append("timezone")
     sms = consent.get("sms")
     if sms is True and w.opted_out:
-        if w.event.type is EventType.SUBSCRIBED:
-            w.opted_out = False
-            w.reason(ReasonCode.OPTED_IN, detail="subscribed again")
-        else:
+        if w.event.type is not EventType.SUBSCRIBED:
             w.reason(
                 ReasonCode.SKIPPED_SUPPRESSED,
                 detail="opted out: only START or a new subscription opts in again",
             )
             sms = None
+        elif w.opted_out_at is None or _event_ms(w) <= w.opted_out_at:
+            # A grant that occurred before the opt-out (a CRM backlog) must not undo it; it
+            # still shows consent was given once, so a later START is honoured.
+            w.reason(ReasonCode.CONSENT_OLDER_THAN_OPT_OUT, detail=_older_detail(w))
+            w.sms_consent_ever = w.sms_consent_ever or w.phone is not None
+            sms = None
+        else:
+            w.opted_out = False
+            w.opted_out_at = None
+            w.reason(ReasonCode.OPTED_IN, detail="subscribed again")
     if sms is not None and w.phone is not None:
         w.sms_consent = bool(sms)
         w.sms_consent_ever = w.sms_consent_ever or bool(sms)
@@ -242,10 +252,15 @@ def _keyword(w: Work) -> bool:
         w.reason(ReasonCode.INBOUND_IGNORED, detail="not a keyword")
         return False
     if keyword is Keyword.OPT_OUT:
+        occurred = _event_ms(w)
         if w.opted_out:
+            # The latest STOP dates the opt-out (an unknown date stays unknown: fail closed).
+            if w.opted_out_at is not None and occurred > w.opted_out_at:
+                w.opted_out_at = occurred
             w.reason(ReasonCode.ALREADY_OPTED_OUT, SYSTEM_JOURNEY)
             return True
         w.opted_out = True
+        w.opted_out_at = occurred
         w.sms_consent = False
         for run in list(w.runs):
             w.end_run(run, ReasonCode.EXITED_OPT_OUT, cancel=True)
@@ -266,6 +281,7 @@ def _keyword(w: Work) -> bool:
             )
         else:
             w.opted_out = False
+            w.opted_out_at = None
             w.sms_consent = True
             w.reason(ReasonCode.OPTED_IN, SYSTEM_JOURNEY)
             send_reply(w, START_CONFIRMATION, w.brand.start_reply)
@@ -275,3 +291,17 @@ def _keyword(w: Work) -> bool:
         w.reason(ReasonCode.HELP_REQUESTED, SYSTEM_JOURNEY)
         send_reply(w, HELP_REPLY, w.brand.help_reply)
     return True
+
+
+def _event_ms(w: Work) -> int:
+    """When the event occurred (not when it is decided), in epoch milliseconds."""
+    return (w.event.occurred_at - _EPOCH) // _MS
+
+
+def _older_detail(w: Work) -> str:
+    if w.opted_out_at is None:
+        return "opted out at an unknown time (a version 1 state): only START opts in again"
+    return (
+        f"consent of {w.event.occurred_at.isoformat()} is not later than the opt-out of "
+        f"{from_ms(w.opted_out_at).isoformat()}"
+    )

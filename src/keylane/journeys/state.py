@@ -9,7 +9,8 @@ It stays bounded however long the subscriber lives (docs/journeys.md, "State"):
 
 - finished runs are dropped (only each journey's last start time is kept, for re-entry);
 - send times are pruned past the longest cap window and capped at ``caps.MAX_KEPT``;
-- pending sends are dropped once they expire; at most :data:`MAX_PENDING` are kept;
+- pending sends are dropped once they expire; at most :data:`MAX_PENDING` are kept (the
+  decision cancels the earliest-expiring beyond it: ``cancel_sends``, ``cancelled_pending_full``);
 - the dedupe window holds the 8-byte hashes of the last :data:`DEDUPE_WINDOW` event ids
   (``seen``, concatenated) and when each was decided (``seen_at``, 4-byte epoch seconds), none
   older than :data:`DEDUPE_MAX_AGE_MS`.
@@ -41,13 +42,14 @@ __all__ = [
     "seen_before",
 ]
 
-#: The state schema version this keylane writes (and the newest it reads).
-STATE_VERSION = 1
+#: The state schema version this keylane writes (and the newest it reads). Version 2 added
+#: ``opted_out_at`` (last, with a default), so version 1 states still decode (as ``None``).
+STATE_VERSION = 2
 #: How many recent event ids are remembered for dedupe.
 DEDUPE_WINDOW = 64
 #: Remembered event ids older than this (by decision time) are forgotten.
 DEDUPE_MAX_AGE_MS = 7 * 86_400_000
-#: The most pending sends kept (the oldest-expiring go first).
+#: The most pending sends kept (the earliest-expiring beyond it are cancelled).
 MAX_PENDING = 32
 
 
@@ -95,6 +97,11 @@ class SubscriberState(msgspec.Struct, frozen=True, array_like=True):
     """Everything the engine remembers about one subscriber of one brand.
 
     Build a fresh one with :func:`new_state`; never edit one in place (it is frozen).
+    New fields go last, with a default, so states of older versions still decode.
+
+    ``opted_out_at`` is when the opt-out happened in *event* time (the latest STOP's
+    ``occurred_at``, epoch ms) while ``opted_out``; ``None`` when not opted out, or for an
+    opt-out recorded by a version 1 state (time unknown).
     """
 
     version: int
@@ -120,6 +127,7 @@ class SubscriberState(msgspec.Struct, frozen=True, array_like=True):
     last_started: dict[str, int] = {}
     seen: bytes = b""
     seen_at: bytes = b""
+    opted_out_at: int | None = None
 
     @property
     def key(self) -> str:

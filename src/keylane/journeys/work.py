@@ -44,9 +44,13 @@ def idempotency_key(
 
 
 def prune_pending(pending: Sequence[Pending], now_ms: int) -> Sequence[Pending]:
-    """``pending`` (sorted by expiry) without the expired, at most ``MAX_PENDING`` kept."""
-    if pending and (len(pending) > MAX_PENDING or pending[0].expires_ms < now_ms):
-        return [p for p in pending if p.expires_ms >= now_ms][-MAX_PENDING:]
+    """``pending`` (sorted by expiry) without the expired (the relay skips those as stale).
+
+    The ``MAX_PENDING`` bound is not enforced here: :meth:`Work.finish` cancels the overflow
+    (``cancelled_pending_full``) so that no send leaves ``pending`` without a cancellation.
+    """
+    if pending and pending[0].expires_ms < now_ms:
+        return [p for p in pending if p.expires_ms >= now_ms]
     return pending
 
 
@@ -84,6 +88,7 @@ class Work:
         self.email_consent = state.email_consent
         self.sms_consent_ever = state.sms_consent_ever
         self.opted_out = state.opted_out
+        self.opted_out_at = state.opted_out_at
         self.attributes = state.attributes
         self.orders = state.orders
         self.clicks = state.clicks
@@ -180,10 +185,23 @@ class Work:
         else:
             self.cancel.append(item.idempotency_key)
 
+    def drop_overflow(self) -> None:
+        """Cancel the earliest-expiring live pending sends beyond ``MAX_PENDING``."""
+        live = [p for p in self.pending if p.expires_ms >= self.now_ms]
+        for item in live[: len(live) - MAX_PENDING]:
+            self.cancel_pending(item)
+            self.reason(
+                ReasonCode.CANCELLED_PENDING_FULL,
+                item.journey,
+                detail=f"{MAX_PENDING} sends pending: {item.idempotency_key} expires first",
+            )
+
     # -- the result ------------------------------------------------------------------------
 
     def finish(self) -> Decision:
         """Freeze the new state and the effects."""
+        if len(self.pending) > MAX_PENDING:
+            self.drop_overflow()
         seen, seen_at = remember(self.state, self.digest, self.now_ms)
         pending = prune_pending(self.pending, self.now_ms)
         state = SubscriberState(
@@ -210,6 +228,7 @@ class Work:
             self.last_started,
             seen,
             seen_at,
+            self.opted_out_at if self.opted_out else None,
         )
         return Decision(
             new_state=state,

@@ -12,16 +12,31 @@ import asyncio
 import itertools
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from keylane.brokers.base import Message, MessageId
 from keylane.clock import ManualClock
 from keylane.errors import InvalidArgumentError
-from keylane.journeys import JourneySet, load_default_journeys, parse_event
+from keylane.journeys import (
+    JourneySet,
+    encode_state,
+    load_default_journeys,
+    new_state,
+    parse_event,
+)
+from keylane.journeys.state import MAX_PENDING, Pending
 from keylane.lanes import HandlerContext, RetryLater
 from keylane.runtime import DecisionOutcome, DecisionRecord, JourneyHandler, PoisonEventError
 from keylane.runtime.codec import encode_event
-from keylane.state import MemoryStateStore, Snapshot, StoreUnavailableError
+from keylane.state import (
+    Commit,
+    MemoryStateStore,
+    SendIntent,
+    SendStatus,
+    Snapshot,
+    StoreUnavailableError,
+)
 
 NOW = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
 _entries = itertools.count()
@@ -151,3 +166,29 @@ async def test_a_bad_message_is_poison(
     with pytest.raises(PoisonEventError, match=match):
         await _handler(store, journeys, records)(_message(data, key), CONTEXT)
     assert [r.outcome for r in records] == [DecisionOutcome.POISON]
+
+
+async def test_a_send_dropped_at_the_pending_bound_is_cancelled_in_the_outbox(
+    store: Unreliable, journeys: JourneySet
+) -> None:
+    # Given a subscriber whose state lists MAX_PENDING sends, each with its outbox row,
+    # all expiring before the welcome that the next event adds
+    soon = NOW.timestamp() + 300
+    pending = tuple(
+        Pending(f"k{i:02d}", "cart_abandonment", f"r{i}", "sms", int((soon + i) * 1000))
+        for i in range(MAX_PENDING)
+    )
+    state = msgspec.structs.replace(new_state("acme", "ann"), pending=pending)
+    rows = tuple(
+        SendIntent(p.idempotency_key, "acme:ann", "sms", b"x", NOW.timestamp() + 3600)
+        for p in pending
+    )
+    await store.commit(Commit("acme:ann", 0, encode_state(state), sends=rows))
+    records: list[DecisionRecord] = []
+    # When the next decision commits
+    await _handler(store, journeys, records)(_message(_subscribed()), CONTEXT)
+    assert [r.outcome for r in records] == [DecisionOutcome.COMMITTED]
+    # Then the dropped one's row is cancelled by that commit, the others still wait
+    status = {r.idempotency_key: r.status for r in await store.sends_for("acme:ann")}
+    assert status["k00"] is SendStatus.CANCELLED
+    assert {status[f"k{i:02d}"] for i in range(1, MAX_PENDING)} == {SendStatus.PENDING}
