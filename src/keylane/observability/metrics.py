@@ -162,6 +162,7 @@ _DECISION_OUTCOMES = {
     ReasonCode.SKIPPED_NO_ADDRESS: "no_address",
     ReasonCode.SKIPPED_QUIET_HOURS: "quiet_hours",
     ReasonCode.SKIPPED_CANCELLED: "cancelled",
+    ReasonCode.CANCELLED_PENDING_FULL: "cancelled",
     ReasonCode.TEMPLATE_ERROR: "template_error",
 }
 _DISPATCH_SKIPS = {

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
+from keylane.journeys.decision import ReasonCode
 from keylane.observability.decisions import DecisionLog
-from keylane.observability.metrics import dispatch_outcome
+from keylane.observability.metrics import _DECISION_OUTCOMES, dispatch_outcome
 from keylane.observability.ownership import parse_subscription
 from keylane.observability.redact import RedactingFilter, redact
 from keylane.runtime import DecisionOutcome, DecisionRecord
@@ -140,3 +141,12 @@ async def test_a_feed_gets_its_key_only_and_a_full_one_counts_its_losses():
     log.observe(_record("a", 4))
     assert mine.lost == 1
     assert log.feeds == 1
+
+
+def test_every_send_skip_or_cancellation_reason_has_a_sends_outcome() -> None:
+    # keylane_sends_total{stage="decision"} counts a send's fate by reason; a new skip or
+    # cancellation reason without a label would silently vanish from the metric.
+    fates = [c for c in ReasonCode if c.value.startswith(("skipped_", "cancelled_"))]
+    assert ReasonCode.CANCELLED_PENDING_FULL in fates
+    assert [c for c in fates if c not in _DECISION_OUTCOMES] == []
+    assert _DECISION_OUTCOMES[ReasonCode.CANCELLED_PENDING_FULL] == "cancelled"

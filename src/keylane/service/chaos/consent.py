@@ -5,10 +5,11 @@ the engine time it took effect. Worker processes do not write decisions' reasons
 history files, so the harness replays them: for each key, its committed decisions (the
 histories' ``ok`` records) in version order, each event (by ``event_id``, from the events the
 harness published) through the engine's own :func:`~keylane.journeys.decide`, and keeps the
-``opted_out``/``opted_in`` reasons. Consent depends only on the order of a key's events (a STOP
-opts out unless already out, a START opts in only after consent was given once), never on the
-time or on timers, which the histories do not hold; so the replay's consent matches the
-workers'. Each change is dated on the run's shared engine clock (``dating``: monotonic time to
+``opted_out``/``opted_in`` reasons. Consent depends only on a key's events, in order, and on
+their own ``occurred_at`` (a STOP opts out unless already out, a START opts in only after consent
+was given once, a new subscription lifts a STOP only if it occurred after it), never on the
+decision time or on timers, which the histories do not hold; so the replay's consent matches
+the workers'. Each change is dated on the run's shared engine clock (``dating``: monotonic time to
 engine time), the clock the audit's opt-out rule then reads the gateway's receive times on. A
 commit becomes visible to other workers at some moment between its decision's load and its
 return, so each change gets the benefit of that window: an opt-out counts from when its commit
