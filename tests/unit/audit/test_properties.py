@@ -46,7 +46,9 @@ RECIPIENTS = (
     # Adak is always one hour behind Anchorage: 08:00 Adak is 09:00 Anchorage
     Recipient("ak", "sms", AK_PHONE, None, "America/Anchorage", 9 * 60, 21 * 60),
     Recipient("hi", "sms", NY_PHONE[:-1] + "9", "Pacific/Honolulu", "Pacific/Honolulu", 480, 1260),
-    Recipient("em", "email", "em@example.com", None, "America/New_York", 7 * 60, 22 * 60),
+    # no zone known: the brand's four zones, so 07:00 in Los Angeles (10:00 New York) to 22:00
+    # New York
+    Recipient("em", "email", "em@example.com", None, "America/New_York", 10 * 60, 22 * 60),
     Recipient("el", "email", "el@example.com", "America/Los_Angeles", "America/Los_Angeles",
               7 * 60, 22 * 60),
 )  # fmt: skip

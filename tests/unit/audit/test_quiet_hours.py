@@ -107,9 +107,11 @@ def test_a_toll_free_number_without_a_zone_is_never_inside() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hms", "violations"), [((6, 59, 59), 1), ((7, 0, 0), 0), ((21, 59, 59), 0), ((22, 0, 0), 1)]
+    ("hms", "violations"),
+    # the brand's four zones: 07:00 Los Angeles is 10:00 New York; 22:00 New York closes it
+    [((9, 59, 59), 1), ((10, 0, 0), 0), ((21, 59, 59), 0), ((22, 0, 0), 1)],
 )
-def test_email_uses_the_brand_email_window_in_the_default_zone(
+def test_email_of_unknown_zone_uses_the_brand_email_window_in_all_default_zones(
     hms: tuple[int, int, int], violations: int
 ) -> None:
     at = local(NY, 2026, 11, 27, *hms)
