@@ -21,6 +21,11 @@ matching URLs):
   ``/admin/v2/brokers/health`` answers ``ok``. ``--keep-data`` (or ``KEYLANE_PULSAR_KEEP_DATA=1``)
   keeps the data directory instead, so topics, subscriptions and unacked messages survive: ``pulsar
   restart --keep-data`` is the chaos harness's broker restart (``docs/chaos.md``).
+  Token authentication is on with anonymous access kept: a client without credentials is the
+  role ``anonymous``, one with a token must present a valid HS256 JWT signed with
+  ``.services/pulsar/token-secret.key`` (32 random bytes, made once and kept). ``env`` exports
+  such a token for the role ``keylane-test`` as ``KEYLANE_PULSAR_TEST_TOKEN``. The config is
+  written on every start, and ``up`` restarts a standalone that runs an outdated one.
 * PostgreSQL: Debian's ``postgresql`` (installed with apt-get when missing), a cluster of its own
   made by ``initdb`` in ``.services/postgres/data`` (or under the ``postgres`` user's home when
   that user cannot reach the checkout), run as the ``postgres`` user (the server refuses root)
@@ -39,12 +44,16 @@ This script imports nothing from keylane and no third-party package.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import functools
 import hashlib
+import hmac
+import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -73,6 +82,11 @@ PULSAR_PIDFILE = STATE / "pulsar.pid"
 PULSAR_LOG = PULSAR_DIR / "pulsar.log"
 PULSAR_CONF = PULSAR_DIR / "standalone.conf"
 PULSAR_DATA = PULSAR_DIR / "data"
+#: The HS256 key that signs and checks the standalone's tokens (32 raw bytes, kept across starts).
+PULSAR_SECRET_KEY = PULSAR_DIR / "token-secret.key"
+#: The role of ``KEYLANE_PULSAR_TEST_TOKEN`` (``env``) and of the broker's own clients.
+PULSAR_TEST_ROLE = "keylane-test"
+PULSAR_BROKER_ROLE = "keylane-broker"
 POSTGRES_PORT = int(os.environ.get("KEYLANE_POSTGRES_PORT", "5440"))
 POSTGRES_USER = "keylane"
 POSTGRES_DB = "keylane"
@@ -106,16 +120,37 @@ PULSAR_OVERRIDES = {
     # A client that stops answering pings (a SIGSTOPped process: the chaos harness's zombie) is
     # disconnected after one to two intervals and its keys move; the default is 30 s.
     "keepAliveIntervalSeconds": "5",
+    # Token authentication, anonymous access kept: a client without credentials (pulsar-perf,
+    # the contract suite, the chaos harness, workers without a token) gets the role "anonymous";
+    # a client presenting a token over the binary protocol must present a valid one (a bad one
+    # is refused, it does not fall back to anonymous). No authorization: any role may do all.
+    # tokenSecretKey and the broker's own token are added by pulsar_security_overrides().
+    "authenticationEnabled": "true",
+    "authenticationProviders": (
+        "org.apache.pulsar.broker.authentication.AuthenticationProviderToken"
+    ),
+    "anonymousUserRole": "anonymous",
+    "authorizationEnabled": "false",
+    "superUserRoles": PULSAR_BROKER_ROLE,
+    "brokerClientAuthenticationPlugin": "org.apache.pulsar.client.impl.auth.AuthenticationToken",
 }
 PULSAR_MEM = "-Xms256m -Xmx768m -XX:MaxDirectMemorySize=512m"
 PULSAR_GC = "-XX:+UseG1GC"
 
-ENV_LINE = (
-    f"export KEYLANE_PULSAR_URL=pulsar://{HOST}:{PULSAR_PORT}"
-    f" KEYLANE_PULSAR_ADMIN_URL=http://{HOST}:{PULSAR_WEB_PORT}"
-    f" KEYLANE_REDIS_URL=redis://{HOST}:{REDIS_PORT}/0"
-    f" KEYLANE_POSTGRES_URL=postgresql://{POSTGRES_USER}@{HOST}:{POSTGRES_PORT}/{POSTGRES_DB}"
-)
+
+def env_line() -> str:
+    """The ``export`` line of ``env``: the services' URLs and a valid Pulsar token for tests.
+
+    ``KEYLANE_PULSAR_TEST_TOKEN`` is signed with the standalone's key (created here if missing,
+    so the token printed before the first ``up`` is still valid after it).
+    """
+    return (
+        f"export KEYLANE_PULSAR_URL=pulsar://{HOST}:{PULSAR_PORT}"
+        f" KEYLANE_PULSAR_ADMIN_URL=http://{HOST}:{PULSAR_WEB_PORT}"
+        f" KEYLANE_PULSAR_TEST_TOKEN={pulsar_token(PULSAR_TEST_ROLE)}"
+        f" KEYLANE_REDIS_URL=redis://{HOST}:{REDIS_PORT}/0"
+        f" KEYLANE_POSTGRES_URL=postgresql://{POSTGRES_USER}@{HOST}:{POSTGRES_PORT}/{POSTGRES_DB}"
+    )
 
 
 class ServiceError(Exception):
@@ -328,10 +363,73 @@ def pulsar_install() -> None:
     shutil.rmtree(PULSAR_DIR / "dist", ignore_errors=True)  # the ~/.m2 copy is the cache
 
 
-def pulsar_write_config() -> None:
+def pulsar_secret_key() -> bytes:
+    """The standalone's token key: 32 random bytes in ``PULSAR_SECRET_KEY``, made once.
+
+    The raw-bytes file ``bin/pulsar tokens create-secret-key`` writes; an existing key is kept
+    (tokens handed out stay valid across restarts), one of another length is replaced.
+    """
+    with contextlib.suppress(OSError):
+        key = PULSAR_SECRET_KEY.read_bytes()
+        if len(key) == 32:
+            return key
+    PULSAR_SECRET_KEY.parent.mkdir(parents=True, exist_ok=True)
+    partial = PULSAR_SECRET_KEY.with_name(f"{PULSAR_SECRET_KEY.name}.{os.getpid()}")
+    partial.write_bytes(secrets.token_bytes(32))
+    partial.chmod(0o600)
+    try:
+        if PULSAR_SECRET_KEY.exists():  # of another length: replace it
+            partial.replace(PULSAR_SECRET_KEY)
+        else:  # a concurrent `env` or `up` may make one too: the first one made wins
+            with contextlib.suppress(FileExistsError):
+                os.link(partial, PULSAR_SECRET_KEY)
+    finally:
+        partial.unlink(missing_ok=True)
+    log(f"pulsar: using a new token secret key {PULSAR_SECRET_KEY}")
+    return PULSAR_SECRET_KEY.read_bytes()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def pulsar_token(role: str) -> str:
+    """An HS256 JWT with ``sub`` = ``role`` and no expiry, signed with the standalone's key
+    (what ``bin/pulsar tokens create --secret-key ... --subject role`` makes)."""
+    header = _b64url(json.dumps({"alg": "HS256"}, separators=(",", ":")).encode())
+    payload = _b64url(json.dumps({"sub": role}, separators=(",", ":")).encode())
+    signed = f"{header}.{payload}".encode("ascii")
+    signature = hmac.new(pulsar_secret_key(), signed, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(signature)}"
+
+
+def pulsar_security_overrides() -> dict[str, str]:
+    """The overrides that name files or hold a token: the key file and the broker's own token."""
+    return {
+        "tokenSecretKey": PULSAR_SECRET_KEY.as_uri(),  # file:///abs/path
+        "brokerClientAuthenticationParameters": f"token:{pulsar_token(PULSAR_BROKER_ROLE)}",
+    }
+
+
+def pulsar_config_text() -> str:
+    """``standalone.conf`` as it must be now: the shipped file plus keylane's overrides."""
     shipped = (PULSAR_HOME / "conf" / "standalone.conf").read_text()
-    extra = "".join(f"{key}={value}\n" for key, value in PULSAR_OVERRIDES.items())
-    PULSAR_CONF.write_text(f"{shipped}\n# ---- keylane overrides (scripts/services.py)\n{extra}")
+    overrides = {**PULSAR_OVERRIDES, **pulsar_security_overrides()}
+    extra = "".join(f"{key}={value}\n" for key, value in overrides.items())
+    return f"{shipped}\n# ---- keylane overrides (scripts/services.py)\n{extra}"
+
+
+def pulsar_config_current() -> bool:
+    """The running standalone's config file is what this script writes now."""
+    try:
+        return PULSAR_CONF.read_text() == pulsar_config_text()
+    except OSError:
+        return False
+
+
+def pulsar_write_config() -> None:
+    """Write ``standalone.conf`` afresh (on every start: a stale one never survives)."""
+    PULSAR_CONF.write_text(pulsar_config_text())
 
 
 def http_get(path: str) -> str | None:
@@ -378,10 +476,15 @@ def pulsar_start(keep_data: bool = False) -> None:
     if pid is not None:
         # Healthy: reuse. Still starting (another `up`): give it a while. Otherwise replace it.
         still_ours = functools.partial(process_matches, pid, "PulsarStandaloneStarter")
-        if pulsar_healthy() or pulsar_wait_ready(still_ours, 60):
+        if not pulsar_config_current():
+            # Started with another config (e.g. before token authentication): restart it.
+            log(f"pulsar (pid {pid}) runs an outdated {PULSAR_CONF.name}; restarting it")
+            stop_pid(pid, "pulsar")
+        elif pulsar_healthy() or pulsar_wait_ready(still_ours, 60):
             log(f"pulsar already running (pid {pid}) on {HOST}:{PULSAR_PORT}")
             return
-        stop_pid(pid, "unhealthy pulsar")
+        else:
+            stop_pid(pid, "unhealthy pulsar")
     PULSAR_PIDFILE.unlink(missing_ok=True)
     for port in (PULSAR_PORT, PULSAR_WEB_PORT):
         if port_open(port):
@@ -691,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start Redis, Pulsar and PostgreSQL (reuse healthy ones); install Chromium"),
         ("down", "stop them all"),
         ("status", "print their state; exit 1 unless all are healthy"),
-        ("env", "print the export line for KEYLANE_*_URL"),
+        ("env", "print the export line for KEYLANE_*_URL and KEYLANE_PULSAR_TEST_TOKEN"),
     ):
         sub.add_parser(name, help=text)
     for name in ("pulsar", "redis", "postgres"):
@@ -721,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     statuses = {"pulsar": pulsar_status, "redis": redis_status, "postgres": postgres_status}
     try:
         if args.command == "env":
-            print(ENV_LINE)
+            print(env_line())
         elif args.command == "status":
             return 0 if all([redis_status(), pulsar_status(), postgres_status()]) else 1
         elif args.command in statuses and args.action == "status":

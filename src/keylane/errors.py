@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyClosedError",
+    "BrokerAuthenticationError",
     "BrokerConnectionError",
     "BrokerError",
     "ConsumerBusyError",
@@ -80,6 +81,14 @@ class TopicNotFoundError(BrokerError):
 
 class BrokerConnectionError(BrokerError):
     """The broker cannot be reached."""
+
+
+class BrokerAuthenticationError(BrokerError):
+    """The broker refused the credentials presented (a forged, expired or malformed token) or
+    the role they name (Pulsar ``AuthenticationError``/``AuthorizationError``, HTTP 401/403).
+
+    The message never holds the credentials.
+    """
 
 
 class OperationTimeoutError(BrokerError, TimeoutError):

@@ -29,6 +29,7 @@ from keylane.brokers.pulsar._convert import (
 from keylane.brokers.validation import check_producer_args, check_subscribe_args
 from keylane.errors import (
     AlreadyClosedError,
+    BrokerAuthenticationError,
     BrokerConnectionError,
     BrokerError,
     ConsumerBusyError,
@@ -274,6 +275,8 @@ def test_message_id_from_native() -> None:
         ("ConsumerAssignError", StickyRangeConflictError),
         ("CumulativeAcknowledgementNotAllowedError", CumulativeAckNotAllowedError),
         ("TopicNotFound", TopicNotFoundError),
+        ("AuthenticationError", BrokerAuthenticationError),
+        ("AuthorizationError", BrokerAuthenticationError),
         ("InvalidTopicName", InvalidArgumentError),
         ("InvalidConfiguration", InvalidArgumentError),
         ("ProducerBusy", BrokerError),

@@ -28,7 +28,11 @@ from keylane.brokers import connect
 from keylane.brokers.pulsar import PulsarBroker
 from keylane.brokers.pulsar import broker as broker_module
 from keylane.brokers.pulsar._security import TokenSource
-from keylane.errors import BrokerConnectionError, BrokerError, InvalidArgumentError
+from keylane.errors import (
+    BrokerAuthenticationError,
+    BrokerConnectionError,
+    InvalidArgumentError,
+)
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJrZXlsYW5lLXRlc3QifQ.c2VjcmV0LXNpZ25hdHVyZQ"
 SSL_URL = "pulsar+ssl://127.0.0.1:6651"
@@ -393,11 +397,20 @@ async def test_a_refused_token_is_said_without_the_token(admin_server: Serve) ->
     url, seen = admin_server()
     seen.status = 401
     broker = PulsarBroker(PLAIN_URL, admin_url=url, auth_token=TOKEN)
-    with pytest.raises(BrokerError) as caught:
+    with pytest.raises(BrokerAuthenticationError) as caught:
         await broker.admin.partitions(TOPIC)
     assert "401" in str(caught.value)
     assert "sent the token" in str(caught.value)
     assert TOKEN not in str(caught.value)
+
+
+async def test_the_admin_client_names_its_auth_method_with_a_token(admin_server: Serve) -> None:
+    # Without the method name, a broker with anonymousUserRole takes a bad token for none
+    url, seen = admin_server()
+    await PulsarBroker(PLAIN_URL, admin_url=url, auth_token=TOKEN).admin.partitions(TOPIC)
+    await PulsarBroker(PLAIN_URL, admin_url=url).admin.partitions(TOPIC)
+    assert seen.headers[0]["X-Pulsar-Auth-Method-Name"] == "token"
+    assert "X-Pulsar-Auth-Method-Name" not in seen.headers[1]
 
 
 async def test_https_admin_trusts_the_given_ca(

@@ -4,8 +4,13 @@ The binary protocol cannot create partitioned topics or report a subscription's 
 backend asks the broker's web service: create topics, read a topic's partition count, read
 subscription stats and delete topics. Requests run in a worker thread (``asyncio.to_thread``) so
 the event loop never blocks. With a token, each request carries ``Authorization: Bearer <token>``
-(the token asked for again per request, so a rotated token file is followed); an ``https://``
-URL is checked against the given TLS context (the binary client's trust).
+(the token asked for again per request, so a rotated token file is followed) and
+``X-Pulsar-Auth-Method-Name: token``, without which a broker that allows anonymous access
+(``anonymousUserRole``) takes a refused token for no token and answers as to an anonymous client
+(Pulsar's ``AuthenticationService.authenticateHttpRequest`` then tries every provider, ignores
+their failures and falls back to the anonymous role); with it a bad token gets HTTP 401, raised
+as :class:`~keylane.errors.BrokerAuthenticationError`. An ``https://`` URL is checked against
+the given TLS context (the binary client's trust).
 
 Imports no backend and not ``pulsar``.
 """
@@ -23,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from keylane.errors import (
+    BrokerAuthenticationError,
     BrokerConnectionError,
     BrokerError,
     InvalidArgumentError,
@@ -79,6 +85,7 @@ class PulsarAdmin:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token()}"
+            headers["X-Pulsar-Auth-Method-Name"] = "token"  # no anonymous fallback (see above)
         request = urllib.request.Request(
             f"{self.base_url}/admin/v2/{path}", data=data, method=method, headers=headers
         )
@@ -93,7 +100,11 @@ class PulsarAdmin:
                 text = json.loads(text).get("reason", text)
             if exc.code in (401, 403):
                 token = "the token" if self._token is not None else "no token (auth_token)"
-                text = f"{text} (sent {token})"
+                reason = exc.reason if text.lstrip().startswith("<") else text  # Jetty's HTML
+                raise BrokerAuthenticationError(
+                    f"Pulsar admin {method} {path.partition('?')[0]} refused: HTTP {exc.code}: "
+                    f"{reason} (sent {token})"
+                ) from None
             raise _HttpError(exc.code, text) from None
         except TimeoutError as exc:
             raise OperationTimeoutError(
@@ -108,6 +119,21 @@ class PulsarAdmin:
     async def _call(self, method: str, path: str, body: object = None) -> Any:
         return await asyncio.to_thread(self._request, method, path, body)
 
+    async def token_refused(self) -> bool:
+        """True if the broker refuses the token (HTTP 401/403 on a read of the cluster list).
+
+        False without a token, and when the admin API cannot tell (unreachable, other errors).
+        """
+        if self._token is None:
+            return False
+        try:
+            await self._call("GET", "clusters")
+        except BrokerAuthenticationError:
+            return True
+        except (_HttpError, BrokerError):
+            return False
+        return False
+
     async def create_topic(self, topic: str, partitions: int) -> None:
         """Create ``topic`` (fully qualified); idempotent for the same partition count.
 
@@ -115,6 +141,7 @@ class PulsarAdmin:
             InvalidArgumentError: the topic exists with another partition count, or the broker
                 rejects the name.
             BrokerConnectionError: the admin API cannot be reached.
+            BrokerAuthenticationError: the broker refused the token (HTTP 401/403).
         """
         path = topic_path(topic)
         try:
@@ -150,6 +177,8 @@ class PulsarAdmin:
             name = f"{topic}-partition-0"
         try:
             stats = await self._call("GET", f"{topic_path(name)}/stats")
+        except BrokerAuthenticationError:
+            raise
         except (_HttpError, BrokerError):
             return None
         subscriptions = stats.get("subscriptions", {}) if isinstance(stats, dict) else {}

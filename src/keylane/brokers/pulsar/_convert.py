@@ -24,6 +24,7 @@ from keylane.brokers.base import Duration, MessageId
 from keylane.brokers.validation import check_event_time, check_send_args, delivery_time
 from keylane.errors import (
     AlreadyClosedError,
+    BrokerAuthenticationError,
     BrokerConnectionError,
     BrokerError,
     ConsumerBusyError,
@@ -216,6 +217,8 @@ _BY_RESULT: dict[str, type[BrokerError]] = {
     "ConsumerAssignError": StickyRangeConflictError,
     "CumulativeAcknowledgementNotAllowedError": CumulativeAckNotAllowedError,
     "TopicNotFound": TopicNotFoundError,
+    "AuthenticationError": BrokerAuthenticationError,
+    "AuthorizationError": BrokerAuthenticationError,
 }
 #: Reasons the Python client drops (it reports only the result code).
 _REASONS = {

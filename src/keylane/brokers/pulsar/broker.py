@@ -63,10 +63,12 @@ from keylane.brokers.validation import (
 )
 from keylane.errors import (
     AlreadyClosedError,
+    BrokerAuthenticationError,
     BrokerConnectionError,
     BrokerError,
     ConsumerBusyError,
     InvalidArgumentError,
+    OperationTimeoutError,
     SubscriptionTypeMismatchError,
 )
 
@@ -272,6 +274,24 @@ class PulsarBroker(Broker):
         writer.close()
         await writer.wait_closed()
 
+    async def _refused(self, error: Exception) -> Exception:
+        """``error``, or a :class:`BrokerAuthenticationError` if the broker refuses the token.
+
+        A broker that refuses the token closes the connection; the C++ client retries until the
+        operation timeout and then reports only ``Timeout``. So a timeout or connection error
+        with a token set is checked against the admin API, which says 401 for a refused token.
+        """
+        if self._security.token is None or not isinstance(
+            error, OperationTimeoutError | BrokerConnectionError
+        ):
+            return error
+        if not await self.admin.token_refused():
+            return error
+        return BrokerAuthenticationError(
+            f"{error}: the broker refuses the token (auth_token/auth_token_file); its admin API "
+            "refuses it too (HTTP 401/403)"
+        )
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -306,7 +326,7 @@ class PulsarBroker(Broker):
         try:
             return [str(name) for name in await client.get_topic_partitions(full)]
         except PulsarException as exc:
-            raise translate(exc, f"look up the partitions of {full}") from exc
+            raise await self._refused(translate(exc, f"look up the partitions of {full}")) from exc
 
     # ------------------------------------------------------------------ producers
 
@@ -353,7 +373,7 @@ class PulsarBroker(Broker):
                 message_router=lambda message, n: router.route(message.partition_key(), n),
             )
         except PulsarException as exc:
-            raise translate(exc, f"create a producer on {full}") from exc
+            raise await self._refused(translate(exc, f"create a producer on {full}")) from exc
         producer = PulsarProducer(
             native,
             topic=full,
@@ -423,7 +443,8 @@ class PulsarBroker(Broker):
         except PulsarException as exc:
             if result_name(exc) == "ConsumerBusy":
                 raise await self._busy_error(full, subscription, subscription_type, policy) from exc
-            raise translate(exc, f"subscribe {subscription!r} to {full}") from exc
+            error = translate(exc, f"subscribe {subscription!r} to {full}")
+            raise await self._refused(error) from exc
         consumer = PulsarConsumer(
             native,
             topic=full,
