@@ -145,7 +145,8 @@ async def zombie(cluster: Cluster, spec: FaultSpec) -> FaultRecord:
         await asyncio.sleep(0.25)
     moved = 0
     if dropped_at is not None:  # let the keys' new owners decide some of the zombie's keys
-        until = time.monotonic() + 10.0
+        # Usually a second or two; up to 25 s on a loaded machine (the loop ends at the first)
+        until = time.monotonic() + 25.0
         keys = set(owned)
         while time.monotonic() < until and moved == 0:
             await asyncio.sleep(0.25)
