@@ -28,6 +28,7 @@ from keylane.lanes import ExhaustedPolicy, Handler, LaneConfig
 from keylane.providers import ChannelRouter, Provider, WebhookProvider
 from keylane.resource import Startable
 from keylane.runtime import RelayConfig, Worker, WorkerConfig
+from keylane.service.gc_policy import engine_gc
 from keylane.state import StateStore, open_store
 from keylane.web.gateway import GatewayServer
 
@@ -117,6 +118,7 @@ class Pipeline(Startable):
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         stack = self._stack
+        stack.enter_context(engine_gc())
         try:
             if config.sms_webhook is None or config.email_webhook is None:
                 self.gateway = GatewayServer(log_path=config.data_dir / "gateway.jsonl")

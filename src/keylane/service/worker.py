@@ -46,6 +46,7 @@ from keylane.runtime import (
     WorkerConfig,
 )
 from keylane.runtime.settings import WorkerSettings
+from keylane.service.gc_policy import engine_gc
 from keylane.service.logs import log_event
 from keylane.service.worker_monitor import WorkerMonitor, summary
 from keylane.state import StateStore, open_store
@@ -209,6 +210,7 @@ class WorkerProcess:
         """
         self._install_signals()
         stack = contextlib.AsyncExitStack()
+        stack.enter_context(engine_gc())
         try:
             if self.settings.health_port:
                 self.health = HealthServer(self.readiness, self.settings.health_port)
