@@ -1,9 +1,9 @@
 """keylane's keyed scheduler: one handler at a time per key, many keys at once, individual acks.
 
 Public names only; the implementation lives in the role modules (``config``, ``handler``,
-``scheduler``, ``receiver``, ``deadletter``, ``stats``, ``lane``). This package imports no
-backend: only :mod:`keylane.brokers.base` (the contract) and :mod:`keylane.errors`. See
-``docs/lanes.md``.
+``scheduler``, ``receiver``, ``deadletter``, ``stats``, ``lane``, ``watchdog``). This package
+imports no backend: only :mod:`keylane.brokers.base` (the contract) and :mod:`keylane.errors`.
+See ``docs/lanes.md``.
 """
 
 from __future__ import annotations

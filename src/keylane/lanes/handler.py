@@ -12,9 +12,11 @@ import inspect
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 from keylane.brokers.base import Message
 from keylane.errors import KeylaneError
+from keylane.lanes.watchdog import AttemptWatchdog, WatchedAttempt
 
 __all__ = [
     "Handler",
@@ -95,6 +97,7 @@ async def run_attempt(
     timeout: float | None,
     *,
     cancel_requested: Callable[[], bool] | None = None,
+    watchdog: AttemptWatchdog | None = None,
 ) -> BaseException | None:
     """Run one handler attempt and return None on success or the error that failed it.
 
@@ -107,9 +110,28 @@ async def run_attempt(
     ``cancel_requested`` given, a cancellation while it returns False (the handler cancelled its
     own task, as some libraries do) is taken back (``Task.uncancel``) and counted as a failure;
     without it, any cancellation of the running task propagates.
+
+    With ``watchdog`` (whose timeout is ``timeout``) the attempt is bounded by it instead of an
+    ``asyncio.timeout`` of its own; the outcomes are the same.
     """
     try:
-        if timeout is None:
+        if watchdog is not None:
+            # Inline rather than a coroutine of its own: this runs for every message.
+            task = asyncio.current_task()
+            assert task is not None, "lanes run handlers in worker tasks"
+            attempt = watchdog.enter(task)
+            try:
+                await _awaitable(handler(message, context))
+            except BaseException as exc:
+                if attempt.expired and (error := _expired(task, attempt, exc, watchdog.timeout)):
+                    return error
+                raise
+            else:
+                if attempt.expired:  # the handler swallowed the cancellation and returned
+                    task.uncancel()
+            finally:
+                watchdog.leave(attempt)
+        elif timeout is None:
             await _call(handler, message, context)
         else:
             deadline = asyncio.timeout(timeout)
@@ -119,7 +141,7 @@ async def run_attempt(
             except TimeoutError:
                 if not deadline.expired():
                     raise
-                return HandlerTimeoutError(f"handler did not finish within {timeout:g} s")
+                return _timed_out(timeout)
     except asyncio.CancelledError as exc:
         task = asyncio.current_task()
         if task is None or not task.cancelling():
@@ -136,12 +158,33 @@ async def run_attempt(
     return None
 
 
+def _expired(
+    task: asyncio.Task[object], attempt: WatchedAttempt, exc: BaseException, timeout: float
+) -> HandlerTimeoutError | None:
+    """An attempt the watchdog cancelled ended with ``exc``: the timeout, or None to pass ``exc``.
+
+    As ``asyncio.timeout`` does: the expiry is taken back (``Task.uncancel``) whatever the handler
+    did with it; it is a timeout if the cancellation came through (and nobody else cancelled the
+    task meanwhile) or the handler turned it into a ``TimeoutError``.
+    """
+    others = task.uncancel() > attempt.cancelling
+    if isinstance(exc, TimeoutError) or (isinstance(exc, asyncio.CancelledError) and not others):
+        return _timed_out(timeout)
+    return None
+
+
+def _timed_out(timeout: float) -> HandlerTimeoutError:
+    return HandlerTimeoutError(f"handler did not finish within {timeout:g} s")
+
+
 async def _call(handler: Handler, message: Message, context: HandlerContext) -> None:
-    result = handler(message, context)
+    await _awaitable(handler(message, context))
+
+
+def _awaitable(result: object) -> Awaitable[object]:
     # Fast path for the usual case, an ``async def`` handler.
     if type(result) is types.CoroutineType or inspect.isawaitable(result):
-        await result
-        return
+        return cast(Awaitable[object], result)
     raise HandlerResultError(
         f"handler returned {type(result).__name__}, not an awaitable; "
         "a handler must be an async callable (async def handler(message, context))"

@@ -33,6 +33,7 @@ from keylane.lanes.handler import (
 from keylane.lanes.lane import Lane, LaneState
 from keylane.lanes.receiver import BufferGate, receive_loop, resolve_key
 from keylane.lanes.stats import LaneCounters, LaneStats, snapshot
+from keylane.lanes.watchdog import AttemptWatchdog
 
 __all__ = ["DropCallback", "Lanes"]
 
@@ -119,6 +120,8 @@ class Lanes:
         #: The consumer closed under us: no handler starts any more (see _consumer_gone).
         self._consumer_lost = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Bounds every attempt by ``handler_timeout`` (None without one); made by start().
+        self._watchdog: AttemptWatchdog | None = None
         self._lanes: dict[str, Lane] = {}
         self._ready: deque[Lane] = deque()
         self._workers: set[asyncio.Task[None]] = set()
@@ -147,6 +150,8 @@ class Lanes:
         if self._phase is not _Phase.NEW:
             raise RuntimeError(f"Lanes already {self._phase.value}; create a new instance")
         self._loop = asyncio.get_running_loop()
+        if self._config.handler_timeout is not None:
+            self._watchdog = AttemptWatchdog(self._loop, self._config.handler_timeout)
         self._phase = _Phase.RUNNING
         self._receiver = self._loop.create_task(
             receive_loop(self._consumer, self._gate, self._admit, self._counters),
@@ -211,6 +216,8 @@ class Lanes:
                 _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
                 if stuck:
                     logger.error("%d handler(s) ignore cancellation; abandoning them", len(stuck))
+        if self._watchdog is not None:
+            self._watchdog.close()
         self._counters.abandoned = self._gate.buffered
         unacked = self._gate.buffered + self._counters.ack_failures
         if unacked and self._config.redeliver_on_stop and not self._consumer.closed:
@@ -434,6 +441,7 @@ class Lanes:
             context,
             config.handler_timeout,
             cancel_requested=self._cancel_requested,
+            watchdog=self._watchdog,
         )
         counters = self._counters
         if error is None:
