@@ -16,7 +16,7 @@ from typing import cast
 
 from keylane.brokers.base import Message
 from keylane.errors import KeylaneError
-from keylane.lanes.watchdog import AttemptWatchdog, WatchedAttempt
+from keylane.lanes.watchdog import AttemptWatchdog
 
 __all__ = [
     "Handler",
@@ -123,14 +123,10 @@ async def run_attempt(
             try:
                 await _awaitable(handler(message, context))
             except BaseException as exc:
-                if attempt.expired and (error := _expired(task, attempt, exc, watchdog.timeout)):
-                    return error
+                if watchdog.settle(attempt, exc):
+                    return _timed_out(watchdog.timeout)
                 raise
-            else:
-                if attempt.expired:  # the handler swallowed the cancellation and returned
-                    task.uncancel()
-            finally:
-                watchdog.leave(attempt)
+            watchdog.settle(attempt, None)
         elif timeout is None:
             await _call(handler, message, context)
         else:
@@ -155,21 +151,6 @@ async def run_attempt(
         raise
     except BaseException as exc:
         return exc
-    return None
-
-
-def _expired(
-    task: asyncio.Task[object], attempt: WatchedAttempt, exc: BaseException, timeout: float
-) -> HandlerTimeoutError | None:
-    """An attempt the watchdog cancelled ended with ``exc``: the timeout, or None to pass ``exc``.
-
-    As ``asyncio.timeout`` does: the expiry is taken back (``Task.uncancel``) whatever the handler
-    did with it; it is a timeout if the cancellation came through (and nobody else cancelled the
-    task meanwhile) or the handler turned it into a ``TimeoutError``.
-    """
-    others = task.uncancel() > attempt.cancelling
-    if isinstance(exc, TimeoutError) or (isinstance(exc, asyncio.CancelledError) and not others):
-        return _timed_out(timeout)
     return None
 
 

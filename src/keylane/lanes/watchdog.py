@@ -1,13 +1,13 @@
-"""The handler timeout of one :class:`~keylane.lanes.Lanes`: one timer for all running attempts.
+"""A timeout shared by many attempts: one timer instead of an ``asyncio.timeout`` each.
 
-Responsible for cancelling every handler attempt that outlives ``handler_timeout``, exactly at
-its deadline, as ``asyncio.timeout`` would, but without a timer, a ``Timeout`` object and a
-heap push and removal per attempt. Every attempt of one instance has the same timeout and the
-loop's clock never goes back, so the deadlines of running attempts are in start order: a FIFO
-of attempts and one timer armed at its oldest running deadline are enough. The timer re-arms
-itself for the oldest attempt still running when it fires; an attempt that ends only marks
-itself done. How the cancellation becomes an outcome is
-:func:`keylane.lanes.handler.run_attempt`'s business. Imports nothing of keylane.
+Responsible for cancelling every attempt that outlives a fixed timeout, exactly at its
+deadline, and for saying how its ending counts (:meth:`AttemptWatchdog.settle`), as
+``asyncio.timeout`` would, but without a timer, a ``Timeout`` object and a heap push and
+removal per attempt: lanes' ``handler_timeout``, one per :class:`~keylane.lanes.Lanes`. Every
+attempt under one watchdog has the same timeout and the loop's clock never goes back, so the
+deadlines of running attempts are in start order: a FIFO of attempts and one timer armed at its
+oldest running deadline are enough. The timer re-arms itself for the oldest attempt still
+running when it fires; an attempt that ends only marks itself done. Imports nothing of keylane.
 """
 
 from __future__ import annotations
@@ -76,6 +76,22 @@ class AttemptWatchdog:
         running = self._running
         while running and running[0].done:
             running.popleft()
+
+    def settle(self, attempt: WatchedAttempt, exc: BaseException | None) -> bool:
+        """The attempt ended with ``exc`` (None: it returned); True if that is its timeout.
+
+        Stops watching it. As ``asyncio.timeout`` does, an expiry is taken back
+        (``Task.uncancel``) whatever the code did with it, and the ending is a timeout if the
+        cancellation came through (and nobody else cancelled the task meanwhile) or was turned
+        into a ``TimeoutError``.
+        """
+        self.leave(attempt)
+        if not attempt.expired:
+            return False
+        others = attempt.task.uncancel() > attempt.cancelling
+        if isinstance(exc, TimeoutError):
+            return True
+        return isinstance(exc, asyncio.CancelledError) and not others
 
     def close(self) -> None:
         """Let go of the timer if no attempt runs (an attempt still running stays watched)."""
