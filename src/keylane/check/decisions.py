@@ -7,8 +7,15 @@ a rebalance) two attempts of one key can *run* at once; what must never happen i
 ``loaded`` and ``committed`` (see :mod:`keylane.check.records`); the anomalies here:
 
 * **committed overlap**: two committed decisions of one key whose read-modify-write windows
-  ``[loaded, committed]`` overlap. A working compare-and-set makes this impossible: the second
-  commit would have read a stale version and been fenced.
+  ``[loaded, committed]`` overlap, and that the store did not put in order. A working
+  compare-and-set makes this impossible: the second commit would have read a stale version and
+  been fenced. The windows are measured by each worker on its own event loop, and ``committed``
+  is when the commit's *return* was seen, which can lag the store's commit by a few
+  milliseconds on a busy loop. So a pair whose later decision read the version the earlier one
+  wrote (``read_version >= version``: it loaded after that commit, the store ordered them) is
+  an overlap only if it loaded before the earlier decision even handed its commit to the store
+  (``commit_started``; ``committed`` when not recorded): it would have seen a write that did
+  not exist yet.
 * **version conflict**: a committed decision that did not write ``read_version + 1``, or two
   committed decisions of one key that wrote the same version.
 * **decided twice**: an event id committed by more than one decision of its key.
@@ -161,6 +168,19 @@ def _window(a: Attempt) -> tuple[float, float]:
     return loaded, committed
 
 
+def _ordered_by_the_store(earlier: Attempt, later: Attempt) -> bool:
+    """``later`` read ``earlier``'s write, and loaded once that write could exist."""
+    if earlier.version is None or later.read_version is None:
+        return False
+    if later.read_version < earlier.version:
+        return False
+    visible_from = earlier.commit_started
+    if visible_from is None:
+        visible_from = earlier.committed if earlier.committed is not None else earlier.end
+    loaded = later.loaded if later.loaded is not None else later.start
+    return loaded >= visible_from
+
+
 def _overlaps(key: str, commits: list[Attempt], found: _Found) -> None:
     ordered = sorted(commits, key=_window)
     running: list[tuple[float, int]] = []  # (committed, index) of windows still open
@@ -169,7 +189,9 @@ def _overlaps(key: str, commits: list[Attempt], found: _Found) -> None:
         while running and running[0][0] <= loaded:
             heapq.heappop(running)
         for _, other in running:
-            found.add("committed_overlaps", key, (ordered[other], a))
+            first, second = sorted((ordered[other], a), key=lambda x: x.version or 0)
+            if not _ordered_by_the_store(first, second):
+                found.add("committed_overlaps", key, (ordered[other], a))
         heapq.heappush(running, (committed, index))
 
 

@@ -6,7 +6,8 @@ A history is a set of JSON Lines files. Each line is one object:
   (``seq`` and ``attempt`` integers, ``start`` and ``end`` float seconds on one monotonic clock),
   optionally ``"redelivery_count"`` (the broker's count of the delivery the attempt ran on) and,
   for a *decision* (keylane's runtime: load state, decide, commit with a compare-and-set),
-  ``"event_id"``, ``"read_version"``, ``"version"``, ``"loaded"`` and ``"committed"``;
+  ``"event_id"``, ``"read_version"``, ``"version"``, ``"loaded"``, ``"committed"`` and
+  ``"commit_started"``;
 * a publication: ``{"published": true, "key", "seq", "message_id"}``.
 
 Unknown fields are ignored, so writers may add their own. Lines are strict JSON
@@ -99,6 +100,9 @@ class Attempt:
         version: the version a committed decision wrote (``read_version + 1``).
         loaded: when a decision loaded the state (same clock as ``start``).
         committed: when a committed decision's commit returned (same clock).
+        commit_started: when a committed decision handed its commit to the store (same clock;
+            optional): its write became visible to others somewhere in
+            ``[commit_started, committed]``.
     """
 
     key: str
@@ -115,6 +119,7 @@ class Attempt:
     version: int | None = None
     loaded: float | None = None
     committed: float | None = None
+    commit_started: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +220,7 @@ def _decision_fields(record: Attempt) -> str:
         value = getattr(record, name)
         if value is not None:
             parts.append(f',"{name}":{int(value)}')
-    for name in ("loaded", "committed"):
+    for name in ("loaded", "committed", "commit_started"):
         value = getattr(record, name)
         if value is not None:
             if not math.isfinite(value):
@@ -310,6 +315,7 @@ def _parse(line: str) -> Attempt | Published:
         version=_optional_int(obj, "version"),
         loaded=_optional_seconds(obj, "loaded"),
         committed=_optional_seconds(obj, "committed"),
+        commit_started=_optional_seconds(obj, "commit_started"),
     )
 
 

@@ -40,6 +40,7 @@ def decision_history(recorder: HistoryRecorder) -> DecisionObserver:
                 version=record.version,
                 loaded=record.loaded,
                 committed=record.committed,
+                commit_started=record.commit_started,
             )
         )
 

@@ -18,6 +18,7 @@ def decision(
     key: str = "k",
     event_id: str | None = None,
     consumer: str = "c1",
+    commit_started: float | None = None,
 ) -> Attempt:
     version = None if outcome != OK or read is None else read + 1
     end = committed if committed is not None else loaded + 1.0
@@ -35,6 +36,7 @@ def decision(
         version=version,
         loaded=loaded,
         committed=committed if outcome == OK else None,
+        commit_started=commit_started if outcome == OK else None,
     )
 
 
@@ -76,6 +78,37 @@ def test_interleaved_commits_are_a_committed_overlap() -> None:
     assert report.decisions is not None
     assert report.decisions.committed_overlaps == 1
     assert not report.clean
+
+
+def test_a_pair_the_store_ordered_is_no_overlap_despite_a_late_return() -> None:
+    # From make chaos: w3's commit of v5 was handed to PostgreSQL at 17429.10 and its return
+    # seen at 17429.913; the zombie w2 loaded v5 (so after that commit) at 17429.910 and
+    # committed v6. The measured windows overlap by 3 ms; the versions show the order.
+    w3 = decision(1, read=4, loaded=17428.764, commit_started=17429.10, committed=17429.913)
+    w2 = decision(2, read=5, loaded=17429.910, committed=17429.956, consumer="w2")
+    report = check(history(w3, w2))
+    assert report.decisions is not None
+    assert report.decisions.committed_overlaps == 0
+    assert report.decisions.clean
+
+
+def test_reading_a_write_before_its_commit_began_is_still_an_overlap() -> None:
+    # b read a's version before a even handed its commit to the store: a dirty read
+    a = decision(1, read=0, loaded=0.0, commit_started=1.5, committed=2.0, consumer="a")
+    b = decision(2, read=1, loaded=1.0, committed=3.0, consumer="b")
+    report = check(history(a, b))
+    assert report.decisions is not None
+    assert report.decisions.committed_overlaps == 1
+
+
+def test_an_overlap_whose_later_commit_missed_the_earlier_write_is_an_overlap() -> None:
+    # b loaded v0 while a was committing v1, and still committed: the compare-and-set failed
+    a = decision(1, read=0, loaded=0.0, commit_started=0.5, committed=2.0, consumer="a")
+    b = decision(2, read=0, loaded=1.0, committed=3.0, consumer="b")
+    report = check(history(a, b))
+    assert report.decisions is not None
+    assert report.decisions.committed_overlaps == 1
+    assert report.decisions.version_conflicts >= 1
 
 
 def test_two_commits_of_one_version_are_a_version_conflict() -> None:
@@ -132,8 +165,9 @@ def test_a_message_committed_twice_is_a_duplicate_even_after_a_redelivery() -> N
 
 
 def test_decision_fields_round_trip_through_the_file_format() -> None:
-    a = decision(1, read=4, loaded=1.25, committed=2.5, event_id="évènement")
+    a = decision(1, read=4, loaded=1.25, commit_started=2.0, committed=2.5, event_id="évènement")
     line = encode_record(a)
+    assert '"commit_started":2.0' in line
     assert parse_record(line) == a
     plain = Attempt("k", "c", "m", 1, 1, 0.0, 1.0, OK)
     assert parse_record(encode_record(plain)) == plain
