@@ -492,7 +492,12 @@ def pulsar_start(keep_data: bool = False) -> None:
     started = time.monotonic()
     pulsar_install()
     pulsar_write_config()
-    if keep_data and PULSAR_DATA.is_dir():
+    initialised = (PULSAR_DATA / "bookkeeper" / "current" / "VERSION").is_file()
+    if keep_data and PULSAR_DATA.is_dir() and not initialised:
+        # A start that failed half-way leaves metadata without a formatted bookie, which
+        # every later start refuses ("Ledger root path: /ledgers already exists").
+        log(f"pulsar: {PULSAR_DATA} holds no completed start; starting with fresh data")
+    if keep_data and initialised:
         log(f"pulsar: keeping the data directory {PULSAR_DATA}")
     else:
         shutil.rmtree(PULSAR_DATA, ignore_errors=True)  # stale RocksDB metadata breaks restarts
