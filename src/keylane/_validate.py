@@ -26,11 +26,13 @@ from keylane.errors import InvalidArgumentError
 __all__ = [
     "MAX_INT32",
     "MAX_SECONDS",
+    "MAX_TOKEN_LENGTH",
     "check_bool",
     "check_int",
     "check_number",
     "check_seconds",
     "check_text",
+    "check_token",
     "is_int",
     "is_number",
     "is_utf8",
@@ -45,6 +47,10 @@ MAX_INT32 = 2**31 - 1
 #: this still fits in the signed 64-bit nanoseconds of the C++ client's and the JVM's clocks
 #: (which overflow about 292 years out), and in the client's int64 milliseconds by far.
 MAX_SECONDS = 100 * 365.25 * 86_400
+
+
+#: Largest token accepted (JWTs are usually well under 2 KiB; this bounds a wrong file).
+MAX_TOKEN_LENGTH = 16_384
 
 
 def show(value: object) -> str:
@@ -246,3 +252,30 @@ def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidArgumentError(f"{name} must be a bool, not {show(value)}")
     return value
+
+
+def check_token(name: str, token: object) -> str:
+    """Check a bearer token: a non-empty str of visible ASCII, no whitespace, at most 16 KiB.
+
+    The message names ``name`` and never holds the token (only its length or an index). Used
+    by the Pulsar backend's ``auth_token`` and by the ``KEYLANE_PULSAR_TOKEN`` setting.
+
+    Raises:
+        InvalidArgumentError: anything else.
+    """
+    if not isinstance(token, str):
+        raise InvalidArgumentError(f"{name} must be a str, not {type(token).__name__}")
+    if not token:
+        raise InvalidArgumentError(f"{name} must not be empty: a token is non-empty visible ASCII")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidArgumentError(
+            f"{name} is {len(token)} characters long, more than {MAX_TOKEN_LENGTH}"
+        )
+    bad = next((i for i, char in enumerate(token) if not "!" <= char <= "~"), None)
+    if bad is not None:
+        what = "whitespace" if token[bad].isspace() else "a character that is not visible ASCII"
+        raise InvalidArgumentError(
+            f"{name} must be one line of visible ASCII (a JWT such as eyJ...), but character "
+            f"{bad} of {len(token)} (index {bad}) is {what}"
+        )
+    return token

@@ -16,7 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from keylane._validate import check_bool, check_int, check_number, check_seconds, check_text
+from keylane._validate import (
+    check_bool,
+    check_int,
+    check_number,
+    check_seconds,
+    check_text,
+    check_token,
+)
 from keylane.clock import as_utc
 from keylane.errors import InvalidArgumentError
 
@@ -178,15 +185,7 @@ class _Secret(str):
 
 def _token(source: str, value: object) -> object:
     # The message never holds the token: only its length or an index.
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{source} must be a non-empty token")
-    bad = next((i for i, char in enumerate(value) if not "!" <= char <= "~"), None)
-    if bad is not None:
-        raise InvalidArgumentError(
-            f"{source} must be one line of visible ASCII without spaces (a JWT such as eyJ...), "
-            f"but character {bad} of {len(value)} is not"
-        )
-    return _Secret(value)
+    return _Secret(check_token(source, value))
 
 
 def _file(source: str, value: object) -> object:

@@ -29,40 +29,12 @@ from urllib.parse import urlparse
 
 import certifi
 
+from keylane._validate import MAX_TOKEN_LENGTH, check_token
 from keylane.errors import InvalidArgumentError
 
-__all__ = ["PulsarSecurity", "TokenSource", "check_security", "check_token"]
+__all__ = ["PulsarSecurity", "TokenSource", "check_security"]
 
 _log = logging.getLogger(__name__)
-
-#: Largest token accepted (JWTs are usually well under 2 KiB; this bounds a wrong file).
-MAX_TOKEN_LENGTH = 16_384
-
-
-def check_token(name: str, token: object) -> str:
-    """Check a bearer token: a non-empty str of visible ASCII, no whitespace, at most 16 KiB.
-
-    The message names ``name`` and never holds the token (only its length or an index).
-
-    Raises:
-        InvalidArgumentError: anything else.
-    """
-    if not isinstance(token, str):
-        raise InvalidArgumentError(f"{name} must be a str, not {type(token).__name__}")
-    if not token:
-        raise InvalidArgumentError(f"{name} must not be empty")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidArgumentError(
-            f"{name} is {len(token)} characters long, more than {MAX_TOKEN_LENGTH}"
-        )
-    bad = next((i for i, char in enumerate(token) if not "!" <= char <= "~"), None)
-    if bad is not None:
-        what = "whitespace" if token[bad].isspace() else "a character that is not visible ASCII"
-        raise InvalidArgumentError(
-            f"{name} must be one line of visible ASCII (a JWT such as eyJ...), but it holds "
-            f"{what} at index {bad} of {len(token)}"
-        )
-    return token
 
 
 def _token_from_file(path: str, name: str) -> str:
