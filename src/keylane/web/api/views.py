@@ -140,7 +140,7 @@ async def read_subscriber(
         raise Refused(
             error(503, "store_unavailable", "", str(exc), headers={"Retry-After": "1"})
         ) from None
-    return snapshot, list(ledger), list(timers)
+    return snapshot, ledger, timers
 
 
 async def get_subscriber(request: Request) -> Response:
